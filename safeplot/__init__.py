@@ -1,0 +1,30 @@
+"""Run matplotlib's pyplot safely from the threads of a web server.
+
+Importing safeplot forces a non-interactive backend (Agg, or the one named in
+``SAFEPLOT_BACKEND``).  Group pyplot calls with ``safeplot.locked()``.
+"""
+
+from ._backend import force_backend as _force_backend
+
+_force_backend()
+
+from ._compat import alias_renderer_agg_lock as _alias_renderer_agg_lock  # noqa: E402
+from ._errors import LockTimeout, SafeplotWarning  # noqa: E402
+from ._group import locked  # noqa: E402
+from ._lock import configure, lock, stats  # noqa: E402
+from .render import render, render_callback  # noqa: E402
+
+_alias_renderer_agg_lock(lock)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LockTimeout",
+    "SafeplotWarning",
+    "configure",
+    "lock",
+    "locked",
+    "render",
+    "render_callback",
+    "stats",
+]

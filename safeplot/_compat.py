@@ -1,0 +1,97 @@
+"""Every matplotlib-version-specific detail safeplot relies on, in one place.
+
+Supported: matplotlib 3.5 and newer.  Each function here hides one difference
+between versions; the rest of the package never tests a version itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import matplotlib
+from matplotlib import rcsetup
+from matplotlib._pylab_helpers import Gcf
+from matplotlib.backend_bases import FigureManagerBase
+from matplotlib.backends.backend_agg import RendererAgg
+
+RcSnapshot = dict[str, Any]
+
+
+def _version_info(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+MPL_VERSION = _version_info(matplotlib.__version__)
+
+
+def builtin_backends(*, interactive: bool) -> list[str]:
+    """The lower-case names of matplotlib's own (non-)interactive backends."""
+    if MPL_VERSION >= (3, 9):
+        from matplotlib.backends import BackendFilter, backend_registry
+
+        wanted = BackendFilter.INTERACTIVE if interactive else BackendFilter.NON_INTERACTIVE
+        return [name.lower() for name in backend_registry.list_builtin(wanted)]
+    names = rcsetup.interactive_bk if interactive else rcsetup.non_interactive_bk
+    return [name.lower() for name in names]
+
+
+def configured_backend() -> str | None:
+    """The backend named in ``rcParams`` without resolving it; None if still automatic."""
+    name = dict.__getitem__(matplotlib.rcParams, "backend")
+    if name is rcsetup._auto_backend_sentinel:
+        return None
+    return str(name)
+
+
+def snapshot_rcparams() -> RcSnapshot:
+    """A raw copy of ``rcParams`` (no validation, no deprecation warnings), less the backend.
+
+    Like ``matplotlib.rc_context``, the backend is left out so that restoring
+    never switches it back.
+    """
+    snapshot: RcSnapshot = dict.copy(matplotlib.rcParams)
+    del snapshot["backend"]
+    return snapshot
+
+
+def restore_rcparams(snapshot: RcSnapshot) -> None:
+    """Put back a :func:`snapshot_rcparams` copy, as ``rc_context`` does on exit."""
+    params = matplotlib.rcParams
+    update_raw = getattr(params, "_update_raw", None)  # matplotlib >= 3.10
+    if update_raw is not None:
+        update_raw(snapshot)
+    else:
+        dict.update(params, snapshot)
+
+
+def close_managers(managers: Iterable[FigureManagerBase]) -> int:
+    """Close pyplot figures as ``plt.close`` does; return how many were closed.
+
+    ``Gcf.destroy`` of matplotlib < 3.6 also runs ``gc.collect(1)`` for every
+    figure, a cost of milliseconds a figure; this does what newer versions do
+    and leaves the cycles to the ordinary garbage collector.
+    """
+    closed = 0
+    for manager in managers:
+        if Gcf.figs.get(manager.num) is manager:
+            Gcf.figs.pop(manager.num)
+        cid = getattr(manager, "_cidgcf", None)
+        if cid is not None:
+            manager.canvas.mpl_disconnect(cid)
+        manager.destroy()
+        closed += 1
+    return closed
+
+
+def alias_renderer_agg_lock(lock: object) -> None:
+    """Make ``RendererAgg.lock`` the given lock.
+
+    matplotlib < 3.8 had a class-level ``threading.RLock`` there, which its own
+    ``FigureCanvasAgg.draw`` takes and which old code and docs used as "the
+    plotting lock"; 3.8 removed it, so such code fails with AttributeError.
+    Replacing (or restoring) it with safeplot's lock makes both kinds of code
+    share one lock.
+    """
+    RendererAgg.lock = lock  # type: ignore[attr-defined]

@@ -1,0 +1,26 @@
+"""The exceptions and the warning category safeplot raises."""
+
+from __future__ import annotations
+
+
+class SafeplotWarning(UserWarning):
+    """Category of every warning safeplot emits (backend switched, lock held long)."""
+
+
+class LockTimeout(TimeoutError):
+    """The plotting lock was not acquired within the timeout.
+
+    ``timeout`` is the number of seconds waited; ``holder`` is the name of the
+    thread that held the lock when the wait gave up (``None`` if it was released
+    just then).  The exception pickles with both attributes, so it crosses
+    process boundaries intact.
+    """
+
+    def __init__(self, timeout: float, holder: str | None) -> None:
+        self.timeout = timeout
+        self.holder = holder
+        held_by = f"held by thread {holder!r}" if holder is not None else "held by another thread"
+        super().__init__(f"safeplot.lock not acquired within {timeout:g} s; {held_by}")
+
+    def __reduce__(self) -> tuple[type[LockTimeout], tuple[float, str | None]]:
+        return (type(self), (self.timeout, self.holder))

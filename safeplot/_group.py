@@ -1,0 +1,158 @@
+"""``locked()``: a group of pyplot calls that runs alone and cleans up after itself."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Callable
+from types import ModuleType, TracebackType
+from typing import Any, TypeVar, overload
+
+import matplotlib.pyplot as plt
+from matplotlib._pylab_helpers import Gcf
+from matplotlib.backend_bases import FigureManagerBase
+
+from . import _compat
+from ._lock import _UNSET, check_timeout, lock
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Frame:
+    """What one entered group must put back when it ends."""
+
+    __slots__ = ("hidden", "present", "rc")
+
+    def __init__(
+        self,
+        hidden: dict[Any, FigureManagerBase] | None,
+        present: set[FigureManagerBase],
+        rc: _compat.RcSnapshot,
+    ) -> None:
+        self.hidden = hidden  # figures of outside, set aside by an outermost group
+        self.present = present  # figures a nested group found open, and leaves open
+        self.rc = rc
+
+
+class _Frames(threading.local):
+    def __init__(self) -> None:
+        self.stack: list[_Frame] = []
+
+
+_frames = _Frames()
+
+
+def in_group() -> bool:
+    """Whether the calling thread is inside a ``locked()`` group."""
+    return bool(_frames.stack)
+
+
+class _Group:
+    """The object ``locked()`` returns: a context manager and a decorator.
+
+    It keeps no per-entry state of its own (that lives on a per-thread stack),
+    so one object may be shared by threads and entered recursively.
+    """
+
+    __slots__ = ("_timeout",)
+
+    def __init__(self, timeout: float | None) -> None:
+        self._timeout = timeout
+
+    def __repr__(self) -> str:
+        return "safeplot.locked()" if self._timeout is _UNSET else f"safeplot.locked(timeout={self._timeout!r})"
+
+    def __enter__(self) -> ModuleType:
+        timeout = lock.default_timeout if self._timeout is _UNSET else self._timeout
+        lock.acquire_within(timeout)
+        try:
+            rc = _compat.snapshot_rcparams()
+            if _frames.stack:
+                frame = _Frame(None, set(Gcf.figs.values()), rc)
+            else:
+                frame = _Frame(dict(Gcf.figs), set(), rc)
+                Gcf.figs.clear()
+            _frames.stack.append(frame)
+        except BaseException:
+            lock.release()
+            raise
+        return plt
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        frame = _frames.stack.pop()
+        try:
+            opened = [m for m in list(Gcf.figs.values()) if m not in frame.present]
+            try:
+                lock.count_figures_closed(_compat.close_managers(opened))
+            finally:
+                if frame.hidden is not None:
+                    Gcf.figs.clear()
+                    Gcf.figs.update(frame.hidden)
+                _compat.restore_rcparams(frame.rc)
+        finally:
+            lock.release()
+
+    def __call__(self, func: F) -> F:
+        if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+            raise TypeError(
+                f"safeplot.locked cannot wrap async function {func.__qualname__}: the lock "
+                "would be released before its body runs; lock inside it instead"
+            )
+        if inspect.isgeneratorfunction(func):
+            raise TypeError(
+                f"safeplot.locked cannot wrap generator function {func.__qualname__}: the lock "
+                "would be released before its body runs; lock inside it instead"
+            )
+
+        @functools.wraps(func)
+        def run_in_group(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return func(*args, **kwargs)
+
+        return run_in_group  # type: ignore[return-value]
+
+
+@overload
+def locked(func: F, /) -> F: ...
+
+
+@overload
+def locked(*, timeout: float | None = ...) -> _Group: ...
+
+
+def locked(func: Callable[..., Any] | None = None, /, *, timeout: float | None = _UNSET) -> Any:
+    """Run pyplot calls as one group, alone and cleaned up afterwards.
+
+    Use as ``with safeplot.locked() as plt:`` (``plt`` is ``matplotlib.pyplot``),
+    as a bare decorator ``@safeplot.locked``, or as ``@safeplot.locked(timeout=5)``.
+
+    The group holds :data:`safeplot.lock`.  An outermost group starts with no
+    pyplot figures visible (those of outside are set aside, not closed) and the
+    ``rcParams`` of outside.  When it ends, normally or by an exception, every
+    figure opened in it is closed, every ``rcParams``/``plt.style.use`` change
+    is undone, the figures of outside come back as they were, and the lock is
+    released.  A nested group in the same thread sees the outer group's
+    figures and closes only those it opened.
+
+    ``timeout`` (seconds; None waits forever) defaults to the value set with
+    :func:`safeplot.configure`.  Raises :class:`safeplot.LockTimeout` when the
+    lock is not had in time, TypeError when decorating an ``async def`` or a
+    generator function (the lock would be released before the body runs) or
+    given something that is not a function, ValueError for a negative timeout.
+    """
+    if timeout is not _UNSET:
+        timeout = check_timeout(timeout)
+    group = _Group(timeout)
+    if func is None:
+        return group
+    if not callable(func):
+        raise TypeError(
+            f"safeplot.locked takes a function to decorate or timeout=...; got {func!r}"
+        )
+    return group(func)

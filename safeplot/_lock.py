@@ -1,0 +1,234 @@
+"""The process-wide plotting lock: re-entrancy, timeouts, statistics, fork safety."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+from ._errors import LockTimeout
+
+TIMEOUT_ENV = "SAFEPLOT_TIMEOUT"
+
+
+def check_timeout(value: object, *, name: str = "timeout") -> float | None:
+    """Validate a timeout in seconds; return it as a float, or None for "wait forever".
+
+    Raises TypeError for a non-number (bools included) and ValueError for a
+    negative or NaN number.  ``math.inf`` means the same as None.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, not {value!r}")
+    seconds = float(value)
+    if math.isnan(seconds) or seconds < 0:
+        raise ValueError(f"{name} must be >= 0 seconds or None, not {value!r}")
+    return None if math.isinf(seconds) else seconds
+
+
+class _Stats:
+    __slots__ = (
+        "acquisitions",
+        "waits",
+        "timeouts",
+        "figures_closed",
+        "wait_seconds_total",
+        "wait_seconds_max",
+        "hold_seconds_total",
+        "hold_seconds_max",
+    )
+
+    def __init__(self) -> None:
+        self.acquisitions = 0
+        self.waits = 0
+        self.timeouts = 0
+        self.figures_closed = 0
+        self.wait_seconds_total = 0.0
+        self.wait_seconds_max = 0.0
+        self.hold_seconds_total = 0.0
+        self.hold_seconds_max = 0.0
+
+
+class PlotLock:
+    """A re-entrant lock with the interface of ``threading.RLock``, plus:
+
+    * ``with lock:`` waits at most the process-wide default timeout (see
+      :func:`safeplot.configure`) and raises :class:`safeplot.LockTimeout`
+      when it runs out; ``acquire()`` itself behaves exactly like RLock's and
+      returns False on a timeout;
+    * it knows its holder, for error messages and :func:`safeplot.stats`;
+    * after ``os.fork()`` the child gets it unheld, unless the forking thread
+      itself held it (then that thread still holds it in the child, at the same
+      depth, and releases it as usual).
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._stats_mutex = threading.Lock()
+        self._owner: int | None = None
+        self._owner_name: str | None = None
+        self._depth = 0
+        self._acquired_at = 0.0
+        self._stats = _Stats()
+        self.default_timeout: float | None = None
+
+    def __repr__(self) -> str:
+        holder = f"held by {self._owner_name!r} depth={self._depth}" if self._owner else "unheld"
+        return f"<safeplot.lock {holder}>"
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the lock, as ``threading.RLock.acquire`` does.
+
+        Returns True once held (at once if this thread already holds it), or
+        False if ``blocking`` is False and the lock is taken, or if ``timeout``
+        seconds passed first.  Raises ValueError for a timeout with
+        ``blocking=False``, like RLock.
+        """
+        me = threading.get_ident()
+        if self._owner == me:
+            self._depth += 1
+            return True
+        if not blocking and timeout != -1:
+            raise ValueError("can't specify a timeout for a non-blocking call")
+        if not self._mutex.acquire(False):
+            if not blocking:
+                return False
+            started = time.monotonic()
+            got = self._mutex.acquire(True, timeout)
+            waited = time.monotonic() - started
+            self._record_wait(waited, timed_out=not got)
+            if not got:
+                return False
+        self._owner = me
+        self._owner_name = threading.current_thread().name
+        self._depth = 1
+        self._acquired_at = time.monotonic()
+        with self._stats_mutex:
+            self._stats.acquisitions += 1
+        return True
+
+    def _record_wait(self, waited: float, *, timed_out: bool) -> None:
+        with self._stats_mutex:
+            stats = self._stats
+            stats.waits += 1
+            stats.timeouts += timed_out
+            stats.wait_seconds_total += waited
+            stats.wait_seconds_max = max(stats.wait_seconds_max, waited)
+
+    def acquire_within(self, timeout: float | None) -> None:
+        """Acquire, waiting at most ``timeout`` seconds (None: forever).
+
+        Raises :class:`safeplot.LockTimeout`, naming the holder, if the time runs out.
+        """
+        if not self.acquire(True, -1 if timeout is None else timeout):
+            raise LockTimeout(timeout if timeout is not None else math.inf, self._owner_name)
+
+    def release(self) -> None:
+        """Release one level of this thread's hold; the last release frees the lock.
+
+        Raises RuntimeError if the calling thread does not hold the lock.
+        """
+        if self._owner != threading.get_ident():
+            raise RuntimeError("cannot release un-acquired lock")
+        self._depth -= 1
+        if self._depth:
+            return
+        held = time.monotonic() - self._acquired_at
+        self._owner = None
+        self._owner_name = None
+        with self._stats_mutex:
+            stats = self._stats
+            stats.hold_seconds_total += held
+            stats.hold_seconds_max = max(stats.hold_seconds_max, held)
+        self._mutex.release()
+
+    def __enter__(self) -> PlotLock:
+        self.acquire_within(self.default_timeout)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def is_owned(self) -> bool:
+        """Whether the calling thread holds the lock."""
+        return self._owner == threading.get_ident()
+
+    @property
+    def holder(self) -> str | None:
+        """The name of the thread holding the lock, or None when it is free."""
+        return self._owner_name
+
+    def count_figures_closed(self, count: int) -> None:
+        with self._stats_mutex:
+            self._stats.figures_closed += count
+
+    def stats(self) -> dict[str, Any]:
+        with self._stats_mutex:
+            snapshot: dict[str, Any] = {name: getattr(self._stats, name) for name in _Stats.__slots__}
+        snapshot["holder"] = self._owner_name
+        return snapshot
+
+    def _reinit_after_fork(self) -> None:
+        self._mutex = threading.Lock()
+        self._stats_mutex = threading.Lock()
+        self._stats = _Stats()
+        if self._owner is not None and self._owner == threading.get_ident():
+            self._mutex.acquire()
+        else:
+            self._owner = None
+            self._owner_name = None
+            self._depth = 0
+
+
+lock = PlotLock()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lock._reinit_after_fork)
+
+_UNSET: Any = object()
+
+
+def configure(*, timeout: float | None = _UNSET) -> None:
+    """Set process-wide defaults; arguments not given keep their value.
+
+    ``timeout``: seconds that ``safeplot.locked()``, ``with safeplot.lock:``
+    and the helpers wait for the lock before raising
+    :class:`safeplot.LockTimeout`; None waits forever (the default, unless the
+    ``SAFEPLOT_TIMEOUT`` environment variable set one at import).  Raises
+    TypeError/ValueError for a value that is not None or a number >= 0.
+    """
+    if timeout is not _UNSET:
+        lock.default_timeout = check_timeout(timeout)
+
+
+def stats() -> dict[str, Any]:
+    """Counters of the plotting lock since the process started (or forked).
+
+    Keys: ``acquisitions``, ``waits`` (acquires that had to wait, timed out or not),
+    ``timeouts``, ``figures_closed`` (by groups), ``wait_seconds_total``,
+    ``wait_seconds_max``, ``hold_seconds_total``, ``hold_seconds_max``, and
+    ``holder``: the name of the thread holding the lock now, or None.
+    """
+    return lock.stats()
+
+
+def _timeout_from_env(raw: str | None) -> float | None:
+    if raw is None or not raw.strip() or raw.strip().lower() == "none":
+        return None
+    try:
+        return check_timeout(float(raw), name=TIMEOUT_ENV)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{TIMEOUT_ENV}={raw!r}: expected a number of seconds >= 0 or 'none'"
+        ) from None
+
+
+lock.default_timeout = _timeout_from_env(os.environ.get(TIMEOUT_ENV))

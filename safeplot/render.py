@@ -1,0 +1,112 @@
+"""Figures and legacy callbacks to bytes; output formats and their mimetypes."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+from matplotlib._pylab_helpers import Gcf
+from matplotlib.backend_bases import FigureCanvasBase
+from matplotlib.figure import Figure
+
+from ._group import locked
+from ._lock import lock
+
+_MIMETYPES = {
+    "png": "image/png",
+    "svg": "image/svg+xml",
+    "pdf": "application/pdf",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "tif": "image/tiff",
+    "tiff": "image/tiff",
+    "eps": "application/postscript",
+    "ps": "application/postscript",
+    "pgf": "text/x-tex",
+    "raw": "application/octet-stream",
+    "rgba": "application/octet-stream",
+}
+
+
+def supported_formats() -> list[str]:
+    """The output formats this matplotlib can write (``svgz`` is left out: it is gzip)."""
+    return sorted(fmt for fmt in FigureCanvasBase.get_supported_filetypes() if fmt in _MIMETYPES)
+
+
+def check_format(format: str) -> str:
+    """Return the lower-case format name; ValueError listing the supported ones otherwise."""
+    fmt = format.lower().lstrip(".") if isinstance(format, str) else format
+    if fmt not in supported_formats():
+        raise ValueError(f"unsupported format {format!r}; supported: {', '.join(supported_formats())}")
+    return str(fmt)
+
+
+def mimetype(format: str) -> str:
+    """The mimetype of an output format, e.g. ``image/svg+xml`` for ``svg``."""
+    return _MIMETYPES[check_format(format)]
+
+
+def render(fig: Figure | None = None, format: str = "png", **savefig_kwargs: Any) -> bytes:
+    """Save a figure (by default pyplot's current one) to bytes.
+
+    ``savefig_kwargs`` go to ``Figure.savefig`` (``dpi``, ``transparent``,
+    ``bbox_inches``, ``metadata``...).  The figure is left open.  Holds
+    :data:`safeplot.lock` while it draws.  Raises ValueError for an unknown
+    format (the message lists the supported ones) or when there is no current
+    figure, TypeError when ``fig`` is not a Figure, and
+    :class:`safeplot.LockTimeout` as ``with safeplot.lock:`` does.
+    """
+    fmt = check_format(format)
+    if fig is not None and not isinstance(fig, Figure):
+        raise TypeError(f"render() needs a matplotlib Figure, not {type(fig).__name__}")
+    with lock:
+        if fig is None:
+            manager = Gcf.get_active()
+            if manager is None:
+                raise ValueError("render() found no current pyplot figure: draw one first or pass fig=")
+            fig = manager.canvas.figure
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, **savefig_kwargs)
+        return buffer.getvalue()
+
+
+def _is_blank(fig: Figure) -> bool:
+    return len(fig.get_children()) <= 1  # only the background patch
+
+
+def render_callback(
+    func: Callable[..., Any],
+    *args: Any,
+    format: str = "png",
+    savefig_kwargs: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> bytes:
+    """Run a legacy pyplot callback in a ``locked()`` group and return its figure as bytes.
+
+    ``func(*args, **kwargs)`` runs inside a group; if it returns a Figure that
+    one is rendered, else the current figure it opened.  Its figures are closed
+    afterwards.  ``savefig_kwargs`` go to ``Figure.savefig``.  Raises
+    ValueError when the callback drew nothing (opened no figure, or only a
+    blank one) or the format is unknown; exceptions from ``func`` propagate
+    after the group is cleaned up.
+    """
+    fmt = check_format(format)
+    with locked():
+        before = set(Gcf.figs.values())
+        result = func(*args, **kwargs)
+        if isinstance(result, Figure):
+            fig = result
+        else:
+            manager = Gcf.get_active()
+            if manager is None or manager in before:
+                raise ValueError(
+                    f"callback {getattr(func, '__qualname__', func)!r} drew nothing: it opened no "
+                    f"pyplot figure and returned {type(result).__name__}, not a Figure"
+                )
+            fig = manager.canvas.figure
+        if _is_blank(fig):
+            raise ValueError(f"callback {getattr(func, '__qualname__', func)!r} drew nothing: its figure is blank")
+        return render(fig, fmt, **(savefig_kwargs or {}))

@@ -1,0 +1,194 @@
+"""safeplot.lock: RLock behaviour, timeouts, statistics, the legacy alias, fork."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import threading
+import time
+import warnings
+
+import pytest
+from matplotlib.backends.backend_agg import RendererAgg
+
+import safeplot
+from tests.conftest import run_python
+from tests.test_group import hold_lock_in_thread
+
+
+def test_reentrant_like_rlock() -> None:
+    assert safeplot.lock.acquire()
+    assert safeplot.lock.acquire(timeout=0.01)
+    with safeplot.lock:
+        assert safeplot.lock.is_owned()
+    safeplot.lock.release()
+    assert safeplot.lock.is_owned()
+    safeplot.lock.release()
+    assert not safeplot.lock.is_owned()
+    with pytest.raises(RuntimeError, match="un-acquired"):
+        safeplot.lock.release()
+    with pytest.raises(ValueError):
+        safeplot.lock.acquire(blocking=False, timeout=1)
+
+
+def test_other_thread_cannot_acquire_or_release_while_held() -> None:
+    release = threading.Event()
+    holder = hold_lock_in_thread(release)
+    try:
+        assert safeplot.lock.acquire(blocking=False) is False
+        started = time.monotonic()
+        assert safeplot.lock.acquire(timeout=0.2) is False
+        assert time.monotonic() - started >= 0.2
+        with pytest.raises(RuntimeError):
+            safeplot.lock.release()
+        assert safeplot.lock.holder == "holder"
+        assert "holder" in repr(safeplot.lock)
+    finally:
+        release.set()
+        holder.join()
+    assert safeplot.lock.holder is None
+
+
+def test_lock_timeout_pickles_with_its_facts() -> None:
+    error = safeplot.LockTimeout(2.5, "worker-3")
+    clone = pickle.loads(pickle.dumps(error))
+    assert type(clone) is safeplot.LockTimeout
+    assert (clone.timeout, clone.holder, str(clone)) == (2.5, "worker-3", str(error))
+    assert "2.5 s" in str(error) and "'worker-3'" in str(error)
+
+
+def test_stats_count_acquisitions_waits_timeouts_and_holds() -> None:
+    before = safeplot.stats()
+    release = threading.Event()
+    holder = hold_lock_in_thread(release)
+    try:
+        assert not safeplot.lock.acquire(timeout=0.05)
+    finally:
+        release.set()
+        holder.join()
+    with safeplot.lock:
+        with safeplot.lock:  # re-entry is not a new acquisition
+            pass
+    after = safeplot.stats()
+    assert after["acquisitions"] - before["acquisitions"] == 2
+    assert after["timeouts"] - before["timeouts"] == 1
+    assert after["wait_seconds_total"] - before["wait_seconds_total"] >= 0.05
+    assert after["hold_seconds_max"] >= after["hold_seconds_total"] / after["acquisitions"]
+    assert after["holder"] is None
+    assert set(after) == {
+        "acquisitions", "waits", "timeouts", "figures_closed", "wait_seconds_total",
+        "wait_seconds_max", "hold_seconds_total", "hold_seconds_max", "holder",
+    }
+
+
+def test_configure_validates_timeout() -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        safeplot.configure(timeout=float("nan"))
+    with pytest.raises(TypeError, match="timeout"):
+        safeplot.configure(timeout=True)
+    safeplot.configure(timeout=float("inf"))
+    assert safeplot.lock.default_timeout is None
+
+
+def test_timeout_from_environment() -> None:
+    code = "import safeplot; print(safeplot.lock.default_timeout)"
+    assert run_python(code, env={"SAFEPLOT_TIMEOUT": "2.5"}).stdout.strip() == "2.5"
+    assert run_python(code, env={"SAFEPLOT_TIMEOUT": "none"}).stdout.strip() == "None"
+    bad = run_python(code, env={"SAFEPLOT_TIMEOUT": "soon"})
+    assert bad.returncode != 0
+    assert "ValueError: SAFEPLOT_TIMEOUT='soon'" in bad.stderr
+
+
+def test_renderer_agg_lock_is_the_safeplot_lock() -> None:
+    assert RendererAgg.lock is safeplot.lock  # type: ignore[attr-defined]
+    release = threading.Event()
+    held = threading.Event()
+
+    def legacy_holder() -> None:
+        with RendererAgg.lock:  # type: ignore[attr-defined]  # the old docs' idiom
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=legacy_holder, name="legacy")
+    thread.start()
+    assert held.wait(10)
+    try:
+        with pytest.raises(safeplot.LockTimeout, match="legacy"):
+            with safeplot.locked(timeout=0.1):
+                pass
+    finally:
+        release.set()
+        thread.join()
+
+
+def _fork_and_plot() -> tuple[int, bytes]:
+    """Fork; the child plots in a group and reports through a pipe. Returns (status, report)."""
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a threaded process
+        pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            os.close(read_end)
+            with safeplot.locked(timeout=5) as plt:
+                plt.plot([1, 2, 3])
+                png = safeplot.render()
+            os.write(write_end, b"ok %d %d" % (len(png), len(plt.get_fignums())))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], 30)
+        report = os.read(read_end, 100) if ready else b"child did not answer in 30 s"
+    finally:
+        os.close(read_end)
+    if not ready:
+        os.kill(pid, 9)
+    _, status = os.waitpid(pid, 0)
+    return status, report
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_gets_an_unheld_lock_while_a_parent_thread_holds_it() -> None:
+    release = threading.Event()
+    holder = hold_lock_in_thread(release)
+    try:
+        started = time.monotonic()
+        status, report = _fork_and_plot()
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+        holder.join()
+    assert report.startswith(b"ok ") and report.endswith(b" 0"), report
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert elapsed < 10
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_inside_a_group_keeps_the_forking_threads_hold() -> None:
+    read_end, write_end = os.pipe()
+    with safeplot.locked():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(read_end)
+                owned = safeplot.lock.is_owned()
+                safeplot.lock.release()  # the with-block's own release, as the child leaves it
+                free = safeplot.lock.acquire(timeout=1)
+                os.write(write_end, b"%d%d" % (owned, free))
+                code = 0
+            finally:
+                os._exit(code)
+    os.close(write_end)
+    ready, _, _ = select.select([read_end], [], [], 30)
+    report = os.read(read_end, 10) if ready else b"timeout"
+    os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    assert report == b"11"
+    assert os.WEXITSTATUS(status) == 0
