@@ -12,7 +12,7 @@ REPORT = "import matplotlib; print(matplotlib.get_backend().lower())"
 @pytest.mark.parametrize("gui", ["TkAgg", "QtAgg", "GTK3Agg", "MacOSX"])
 def test_interactive_mplbackend_is_overridden(gui: str) -> None:
     result = run_python(
-        "import warnings; warnings.simplefilter('error')\n"
+        "import warnings; warnings.filterwarnings('error', message='safeplot')\n"
         "import safeplot, matplotlib.pyplot as plt\n"
         "plt.figure(); plt.plot([1, 2]); plt.savefig(__import__('io').BytesIO())\n" + REPORT,
         env={"MPLBACKEND": gui},
@@ -52,7 +52,7 @@ def test_pyplot_imported_first_with_another_headless_backend_is_switched_too() -
 
 def test_pyplot_imported_first_without_a_choice_is_switched_silently() -> None:
     result = run_python(
-        "import warnings; warnings.simplefilter('error')\n"
+        "import warnings; warnings.filterwarnings('error', message='safeplot')\n"
         "import matplotlib.pyplot, safeplot\n" + REPORT
     )
     assert result.returncode == 0, result.stderr
