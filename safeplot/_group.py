@@ -12,6 +12,7 @@ from typing import Any, TypeVar, overload
 import matplotlib.pyplot as plt
 from matplotlib._pylab_helpers import Gcf
 from matplotlib.backend_bases import FigureManagerBase
+from matplotlib.figure import Figure
 
 from . import _compat
 from ._lock import _UNSET, check_timeout, lock
@@ -43,9 +44,27 @@ class _Frames(threading.local):
 _frames = _Frames()
 
 
-def in_group() -> bool:
-    """Whether the calling thread is inside a ``locked()`` group."""
-    return bool(_frames.stack)
+def figure_opened_in_group() -> Figure | None:
+    """The current pyplot figure if the innermost group of this thread opened it, else None."""
+    manager = Gcf.get_active()
+    if not _frames.stack or manager is None or manager in _frames.stack[-1].present:
+        return None
+    figure: Figure = manager.canvas.figure
+    return figure
+
+
+def check_lockable(func: Callable[..., Any]) -> None:
+    """Refuse, with TypeError, a function whose body would run after a wrapper returned."""
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        kind = "async function"
+    elif inspect.isgeneratorfunction(func):
+        kind = "generator function"
+    else:
+        return
+    raise TypeError(
+        f"safeplot cannot lock {kind} {func.__qualname__}: the lock would be "
+        "released before its body runs; lock inside it instead"
+    )
 
 
 class _Group:
@@ -99,16 +118,7 @@ class _Group:
             lock.release()
 
     def __call__(self, func: F) -> F:
-        if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
-            raise TypeError(
-                f"safeplot.locked cannot wrap async function {func.__qualname__}: the lock "
-                "would be released before its body runs; lock inside it instead"
-            )
-        if inspect.isgeneratorfunction(func):
-            raise TypeError(
-                f"safeplot.locked cannot wrap generator function {func.__qualname__}: the lock "
-                "would be released before its body runs; lock inside it instead"
-            )
+        check_lockable(func)
 
         @functools.wraps(func)
         def run_in_group(*args: Any, **kwargs: Any) -> Any:

@@ -10,7 +10,7 @@ from matplotlib._pylab_helpers import Gcf
 from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.figure import Figure
 
-from ._group import locked
+from ._group import figure_opened_in_group, locked
 from ._lock import lock
 
 _MIMETYPES = {
@@ -73,8 +73,22 @@ def render(fig: Figure | None = None, format: str = "png", **savefig_kwargs: Any
         return buffer.getvalue()
 
 
-def _is_blank(fig: Figure) -> bool:
-    return len(fig.get_children()) <= 1  # only the background patch
+def figure_drawn_by(func: Callable[..., Any], result: object) -> Figure:
+    """The figure a callback drew, called inside the group it ran in.
+
+    That is ``result`` if it is a Figure, else the current figure if the
+    group opened it.  Raises ValueError when there is none or it is blank.
+    """
+    name = getattr(func, "__qualname__", func)
+    fig = result if isinstance(result, Figure) else figure_opened_in_group()
+    if fig is None:
+        raise ValueError(
+            f"callback {name!r} drew nothing: it opened no pyplot figure "
+            f"and returned {type(result).__name__}, not a Figure"
+        )
+    if len(fig.get_children()) <= 1:  # only the background patch
+        raise ValueError(f"callback {name!r} drew nothing: its figure is blank")
+    return fig
 
 
 def render_callback(
@@ -95,18 +109,5 @@ def render_callback(
     """
     fmt = check_format(format)
     with locked():
-        before = set(Gcf.figs.values())
-        result = func(*args, **kwargs)
-        if isinstance(result, Figure):
-            fig = result
-        else:
-            manager = Gcf.get_active()
-            if manager is None or manager in before:
-                raise ValueError(
-                    f"callback {getattr(func, '__qualname__', func)!r} drew nothing: it opened no "
-                    f"pyplot figure and returned {type(result).__name__}, not a Figure"
-                )
-            fig = manager.canvas.figure
-        if _is_blank(fig):
-            raise ValueError(f"callback {getattr(func, '__qualname__', func)!r} drew nothing: its figure is blank")
+        fig = figure_drawn_by(func, func(*args, **kwargs))
         return render(fig, fmt, **(savefig_kwargs or {}))

@@ -26,6 +26,14 @@ def test_every_public_name_is_documented_in_the_readme_and_has_a_docstring() -> 
         assert getattr(safeplot, name).__doc__, f"safeplot.{name} has no docstring"
 
 
+def test_every_wsgi_name_is_documented_in_the_readme() -> None:
+    import safeplot.wsgi
+
+    for name in safeplot.wsgi.__all__:
+        assert f"`safeplot.wsgi.{name}(" in README
+        assert getattr(safeplot.wsgi, name).__doc__
+
+
 def test_ci_runs_the_readme_test_command() -> None:
     commands = re.findall(r"```sh\n(.+?)\n```", README)
     test_command = next(c for c in commands if "pytest" in c)

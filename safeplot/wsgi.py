@@ -1,0 +1,137 @@
+"""werkzeug helpers: figures as responses and pyplot views (extra ``safeplot[wsgi]``).
+
+This is the only module of safeplot that imports werkzeug.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar, Union, overload
+
+try:
+    from werkzeug.datastructures import Headers
+    from werkzeug.wrappers import Response
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "safeplot.wsgi needs werkzeug >= 2.2; install it with: pip install 'safeplot[wsgi]'"
+    ) from exc
+from matplotlib.figure import Figure
+
+from ._errors import LockTimeout
+from ._group import check_lockable, locked
+from ._lock import _UNSET, check_timeout
+from .render import check_format, figure_drawn_by, mimetype, render
+
+__all__ = ["image_response", "plot_view"]
+
+HeadersLike = Union[Headers, Mapping[str, str], Iterable[tuple[str, str]]]
+V = TypeVar("V", bound=Callable[..., Any])
+
+
+def image_response(
+    fig: Figure | None = None,
+    format: str = "png",
+    *,
+    headers: HeadersLike | None = None,
+    **savefig_kwargs: Any,
+) -> Response:
+    """A werkzeug ``Response`` holding a figure (default: pyplot's current one) as an image.
+
+    The mimetype matches the format, ``Content-Length`` is set, and
+    ``Cache-Control: no-store`` is added unless ``headers`` carries its own
+    ``Cache-Control``.  ``savefig_kwargs`` go to ``Figure.savefig``.  Being a
+    werkzeug Response, it is also a valid Flask return value.  Raises what
+    :func:`safeplot.render` raises: ValueError for an unknown format or no
+    current figure, :class:`safeplot.LockTimeout` if the lock is not had.
+    """
+    body = render(fig, format, **savefig_kwargs)
+    response = Response(body, mimetype=mimetype(format), headers=headers)
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def lock_timeout_response(error: LockTimeout) -> Response:
+    """``503 Service Unavailable`` with ``Retry-After``, for a request that did not get the lock."""
+    retry_after = max(1, math.ceil(error.timeout)) if math.isfinite(error.timeout) else 1
+    return Response(
+        f"503 Service Unavailable: {error}\n",
+        status=503,
+        mimetype="text/plain",
+        headers={"Retry-After": str(retry_after), "Cache-Control": "no-store"},
+    )
+
+
+@overload
+def plot_view(view: V, /) -> V: ...
+
+
+@overload
+def plot_view(
+    *, format: str = ..., timeout: float | None = ..., **savefig_kwargs: Any
+) -> Callable[[V], V]: ...
+
+
+def plot_view(
+    view: Callable[..., Any] | None = None,
+    /,
+    *,
+    format: str = "png",
+    timeout: float | None = _UNSET,
+    **savefig_kwargs: Any,
+) -> Any:
+    """Decorate a view that draws with pyplot so that it answers with the image.
+
+    Use bare (``@plot_view``) or with options (``@plot_view(format="svg",
+    timeout=5, dpi=100)``).  The view runs in a :func:`safeplot.locked` group;
+    if it returns a Figure, that is rendered, if it returns a werkzeug Response
+    (an error page, a redirect) that is passed through, else the current figure
+    it opened is rendered.  Its figures are closed afterwards either way.
+
+    On the bad path: a :class:`safeplot.LockTimeout` becomes ``503 Service
+    Unavailable`` with ``Retry-After``; any other exception (including
+    ValueError when the view drew nothing) propagates to the framework, which
+    answers 500, after the group released the lock and closed the figures.
+    ValueError/TypeError at decoration time for an unknown format or a bad
+    timeout; TypeError for an ``async def`` or generator view.
+    """
+    fmt = check_format(format)
+    if timeout is not _UNSET:
+        timeout = check_timeout(timeout)
+
+    def decorate(view: V) -> V:
+        check_lockable(view)
+        group = locked(timeout=timeout) if timeout is not _UNSET else locked()
+        run_in_group = group(_answer_with_figure(view, fmt, savefig_kwargs))
+
+        @functools.wraps(view)
+        def respond(*args: Any, **kwargs: Any) -> Response:
+            try:
+                response: Response = run_in_group(*args, **kwargs)
+            except LockTimeout as error:
+                return lock_timeout_response(error)
+            return response
+
+        return respond  # type: ignore[return-value]
+
+    if view is None:
+        return decorate
+    if not callable(view):
+        raise TypeError(f"plot_view takes a view function or keyword options; got {view!r}")
+    return decorate(view)
+
+
+def _answer_with_figure(
+    view: Callable[..., Any], fmt: str, savefig_kwargs: dict[str, Any]
+) -> Callable[..., Response]:
+    @functools.wraps(view)
+    def answer(*args: Any, **kwargs: Any) -> Response:
+        result = view(*args, **kwargs)
+        if isinstance(result, Response):
+            return result
+        return image_response(figure_drawn_by(view, result), fmt, **savefig_kwargs)
+
+    return answer
+
+

@@ -1,0 +1,155 @@
+"""Real servers on 127.0.0.1 with free ports, and a small HTTP client, for the web tests."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from tests.conftest import ROOT
+
+
+class Reply:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def fetch(base_url: str, path: str, *, timeout: float = 60) -> Reply:
+    """GET base_url + path on a fresh connection."""
+    address = urlsplit(base_url)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
+    finally:
+        connection.close()
+
+
+def fetch_all(base_url: str, paths: Sequence[str], *, clients: int = 16) -> list[Reply]:
+    """GET every path with this many concurrent clients; replies in the order of paths."""
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        return list(pool.map(lambda path: fetch(base_url, path), paths))
+
+
+class DropRecordingHandler(WSGIRequestHandler):
+    """werkzeug's request handler, counting connections the client dropped mid-response."""
+
+    dropped = threading.Semaphore(0)
+
+    def connection_dropped(self, error: BaseException, environ: Any = None) -> None:
+        type(self).dropped.release()
+
+
+@contextmanager
+def werkzeug_server(app: Any, handler: type[WSGIRequestHandler] | None = None) -> Iterator[str]:
+    """werkzeug's threaded server in this process; yields its base URL, stops at the end."""
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=handler)
+    thread = threading.Thread(target=server.serve_forever, name="werkzeug-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+class ServerProcess:
+    def __init__(self, process: subprocess.Popen[str], base_url: str, output: list[str]) -> None:
+        self.process = process
+        self.base_url = base_url
+        self.output = output  # every line the server printed, kept for failure messages
+
+    def rss_kib(self, pid: int | None = None) -> int:
+        """Resident memory of the server (or of one of its processes), from /proc."""
+        with open(f"/proc/{pid or self.process.pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS in /proc status")
+
+
+@contextmanager
+def server_process(command: Sequence[str], ready: str, *, timeout: float = 60) -> Iterator[ServerProcess]:
+    """Start a server process; ``ready`` is a regex whose group 1 is the port it listens on.
+
+    Waits for that line (at most ``timeout`` seconds), yields, then stops the
+    process with SIGTERM (SIGKILL if it lingers) and reaps it.
+    """
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        list(command), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+    output: list[str] = []
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+            lines.put(line)
+        lines.put(None)
+
+    reader = threading.Thread(target=pump, name="server-output", daemon=True)
+    reader.start()
+    try:
+        port = None
+        while port is None:
+            try:
+                line = lines.get(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError(f"{command[0]} did not start in {timeout} s: {''.join(output)}") from None
+            if line is None:
+                raise RuntimeError(f"{command[0]} exited: {''.join(output)}")
+            match = re.search(ready, line)
+            if match:
+                port = int(match.group(1))
+        yield ServerProcess(process, f"http://127.0.0.1:{port}", output)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(15)
+        reader.join(15)
+
+
+def example_server() -> Any:
+    """The example app under werkzeug's threaded server, as a separate process."""
+    return server_process(
+        [sys.executable, str(ROOT / "examples" / "wsgi_app.py"), "--port", "0"],
+        r"serving on http://127\.0\.0\.1:(\d+)/",
+    )
+
+
+def gunicorn_server(workers: int = 2) -> Any:
+    """The example app under gunicorn gthread with --preload."""
+    return server_process(
+        [
+            sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "8", "-w", str(workers),
+            "--preload", "--bind", "127.0.0.1:0", "examples.wsgi_app:app",
+        ],
+        r"Listening at: http://127\.0\.0\.1:(\d+)",
+    )

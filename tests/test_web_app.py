@@ -1,0 +1,205 @@
+"""The example plot server, run for real: load, hostile input, memory, and a real browser."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+
+from examples.wsgi_app import PLOTS, parse_params, plot_bytes
+from tests.conftest import ROOT
+from tests.servers import ServerProcess, example_server, fetch, fetch_all, gunicorn_server, server_process
+
+SMALL = "width=3&height=2&dpi=50&n=60"
+LOAD_FORMATS = ("png", "svg", "pdf")
+
+
+def load_paths(total: int, formats: tuple[str, ...] = LOAD_FORMATS) -> list[str]:
+    """``total`` requests spread over every kind and format, two seeds each, shuffled."""
+    distinct = [f"/plot/{kind}.{fmt}?{SMALL}&seed={seed}" for kind in PLOTS for fmt in formats for seed in (1, 2)]
+    paths = (distinct * (total // len(distinct) + 1))[:total]
+    random.Random(0).shuffle(paths)
+    return paths
+
+
+def serial_render(path: str) -> bytes:
+    """What the server should answer for a /plot path, rendered here, one at a time."""
+    match = re.fullmatch(r"/plot/(\w+)\.(\w+)\?(.*)", path)
+    assert match
+    kind, fmt, query = match.groups()
+    return plot_bytes(kind, fmt, parse_params(parse_qs(query, keep_blank_values=True)))
+
+
+def assert_load_served_correctly(server: ServerProcess, total: int = 432) -> None:
+    paths = load_paths(total)
+    expected = {path: serial_render(path) for path in set(paths)}
+    replies = fetch_all(server.base_url, paths, clients=16)
+    statuses = sorted({reply.status for reply in replies})
+    assert statuses == [200], f"statuses {statuses}: {''.join(server.output[-20:])}"
+    wrong = [path for path, reply in zip(paths, replies) if reply.body != expected[path]]
+    assert wrong == [], f"{len(wrong)}/{len(paths)} images differ from the serial render: {wrong[:5]}"
+    for _ in range(4):  # under gunicorn each reply comes from one of the workers
+        stats = fetch(server.base_url, "/stats").json()
+        assert stats["open_figures"] == 0 and stats["holder"] is None
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    with example_server() as running:
+        yield running
+
+
+def test_page_health_and_stats(server: ServerProcess) -> None:
+    page = fetch(server.base_url, "/")
+    assert page.status == 200 and page.headers["content-type"].startswith("text/html")
+    sources = re.findall(rb'<img src="([^"]+)"', page.body)
+    assert len(sources) >= 8
+    for source in sources:
+        reply = fetch(server.base_url, source.decode().replace("&amp;", "&"))
+        assert reply.status == 200 and reply.headers["content-type"] == "image/png"
+    assert fetch(server.base_url, "/healthz").body == b"ok\n"
+    assert set(fetch(server.base_url, "/stats").json()) >= {"acquisitions", "open_figures", "holder"}
+
+
+def test_werkzeug_threaded_server_under_load_matches_serial_render(server: ServerProcess) -> None:
+    assert_load_served_correctly(server)
+
+
+def test_gunicorn_two_preloaded_workers_under_load_match_serial_render() -> None:
+    with gunicorn_server(workers=2) as running:
+        assert_load_served_correctly(running)
+
+
+def test_waitress_serves_the_same_app() -> None:
+    command = [sys.executable, "-m", "waitress", "--listen=127.0.0.1:0", "--threads=8", "examples.wsgi_app:app"]
+    with server_process(command, r"Serving on http://127\.0\.0\.1:(\d+)") as running:
+        paths = load_paths(48)
+        replies = fetch_all(running.base_url, paths, clients=8)
+        assert [reply.body for reply in replies] == [serial_render(path) for path in paths]
+
+
+HOSTILE_QUERIES = [
+    # (path, expected status)
+    ("/plot/line.png?n=-1", 400),
+    ("/plot/line.png?n=0", 400),
+    ("/plot/line.png?n=100001", 400),
+    ("/plot/line.png?n=99999999999999999999", 400),
+    ("/plot/line.png?n=1e3", 400),
+    ("/plot/line.png?n=NaN", 400),
+    ("/plot/line.png?n=inf", 400),
+    ("/plot/line.png?n=", 400),
+    ("/plot/line.png?n=%20%205", 400),
+    ("/plot/line.png?n=%EF%BC%95", 400),  # fullwidth digit five
+    ("/plot/line.png?n=1_000", 400),
+    ("/plot/line.png?n=0x10", 400),
+    ("/plot/line.png?seed=-5", 400),
+    ("/plot/line.png?seed=4294967296", 400),
+    ("/plot/line.png?width=nan", 400),
+    ("/plot/line.png?width=-3", 400),
+    ("/plot/line.png?width=0", 400),
+    ("/plot/line.png?width=21", 400),
+    ("/plot/line.png?height=1e309", 400),
+    ("/plot/line.png?height=Infinity", 400),
+    ("/plot/line.png?dpi=301", 400),
+    ("/plot/line.png?dpi=9", 400),
+    ("/plot/line.png?dpi=72.5", 400),
+    ("/plot/line.png?width=20&height=20&dpi=300", 400),  # 36 megapixels
+    ("/plot/line.png?width=20&height=20&dpi=201", 400),
+    ("/plot/line.png?title=" + "x" * 201, 400),
+    ("/plot/line.png?title=%24%5Cfrac%7B%24", 400),  # $\frac{$
+    ("/plot/line.png?title=%24%5Cnosuchcommand%24", 400),
+    ("/plot/line.png?title=%24%5E%5E%5E%24", 400),  # $^^^$
+    ("/plot/line.png?title=%24%7B%24", 400),  # ${$
+    ("/plot/line.png?title=%24" + "%7B" * 90 + "%24", 400),
+    ("/plot/line.png?title=a%00b", 400),
+    ("/plot/line.png?title=%1B%5B31m", 400),
+    ("/plot/line.png?title=1&title=2", 400),
+    ("/plot/line.png?colour=red", 400),
+    ("/plot/line.png?%FF%FE=1", 400),
+    ("/plot/line.png?n=%FF", 400),
+    ("/plot/nosuch.png", 404),
+    ("/plot/line.gif", 404),
+    ("/plot/line.PNG", 404),
+    ("/plot/line", 404),
+    ("/plot/.png", 404),
+    ("/plot/..%2F..%2Fetc%2Fpasswd.png", 404),
+    ("/plot/../../etc/passwd.png", 404),
+    ("/plot/line.png/extra", 404),
+    ("/plot/%E2%88%9E.png", 404),
+    ("/plot/__init__.png", 404),
+    ("/plot/line.png.png", 404),
+    ("/plot/" + "a" * 5000 + ".png", 404),
+]
+
+
+def test_hostile_queries_get_400_or_404_and_the_server_stays_healthy(server: ServerProcess) -> None:
+    replies = fetch_all(server.base_url, [path for path, _ in HOSTILE_QUERIES], clients=8)
+    wrong = [
+        (path[:80], reply.status, reply.body[:200])
+        for (path, expected), reply in zip(HOSTILE_QUERIES, replies)
+        if reply.status != expected
+    ]
+    assert wrong == []
+    assert fetch(server.base_url, "/healthz").status == 200
+    good = f"/plot/line.png?{SMALL}&seed=3&title=%24%5Calpha%5E2%24%20and%20%E2%88%9E%20%E6%97%A5"
+    assert fetch(server.base_url, good).body == serial_render(good)
+    assert fetch(server.base_url, "/stats").json()["open_figures"] == 0
+
+
+def test_thousand_requests_grow_rss_by_less_than_30_mb(server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
+    fetch_all(server.base_url, load_paths(100), clients=16)  # warm-up: caches, malloc arenas
+    before = server.rss_kib()
+    replies = fetch_all(server.base_url, load_paths(1000, formats=("png",)), clients=16)
+    after = server.rss_kib()
+    assert {reply.status for reply in replies} == {200}
+    growth_mb = (after - before) / 1024
+    with capsys.disabled():
+        print(f"\n[memory] 1000 requests: RSS {before / 1024:.1f} MB -> {after / 1024:.1f} MB ({growth_mb:+.1f} MB)")
+    assert growth_mb < 30
+    assert fetch(server.base_url, "/stats").json()["open_figures"] == 0
+
+
+def find_chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def run_chromium(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={profile}",
+    ]
+    return subprocess.run([chromium, *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_real_browser_loads_every_plot_on_the_page(server: ServerProcess, tmp_path: Path) -> None:
+    chromium = find_chromium()
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing in CI: .ci/run installs Debian's chromium package")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    url = server.base_url + "/"
+    dom = run_chromium(chromium, tmp_path / "profile-dom", "--virtual-time-budget=30000", "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    captions = re.findall(r'<figcaption data-kind="(\w+)">([^<]*)</figcaption>', dom.stdout)
+    assert len(captions) == len(PLOTS) >= 8
+    for kind, text in captions:
+        size = re.fullmatch(rf"{kind}: loaded (\d+)x(\d+)", text)
+        assert size and int(size.group(1)) > 0 and int(size.group(2)) > 0, (kind, text)
+    assert f"{len(PLOTS)}/{len(PLOTS)} plots loaded" in dom.stdout
+
+    screenshot = tmp_path / "page.png"
+    shot = run_chromium(
+        chromium, tmp_path / "profile-shot", "--virtual-time-budget=30000", "--window-size=1280,800",
+        f"--screenshot={screenshot}", url,
+    )
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    assert screenshot.read_bytes().startswith(b"\x89PNG") and screenshot.stat().st_size > 10_000
+    assert fetch(server.base_url, "/stats").json()["open_figures"] == 0
