@@ -4,9 +4,11 @@ Importing safeplot forces a non-interactive backend (Agg, or the one named in
 ``SAFEPLOT_BACKEND``).  Group pyplot calls with ``safeplot.locked()``.
 """
 
+from ._backend import defer_savefig_redraw as _defer_savefig_redraw
 from ._backend import force_backend as _force_backend
 
 _force_backend()
+_defer_savefig_redraw()
 
 from ._compat import alias_renderer_agg_lock as _alias_renderer_agg_lock  # noqa: E402
 from ._errors import LockTimeout, SafeplotWarning  # noqa: E402

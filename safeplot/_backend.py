@@ -1,13 +1,17 @@
-"""Choosing and forcing the non-interactive backend pyplot uses."""
+"""Choosing and forcing the non-interactive backend pyplot uses, and its Agg canvas."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from . import _compat
 from ._errors import SafeplotWarning
@@ -81,3 +85,64 @@ def force_backend() -> str:
 
     plt.switch_backend(target)
     return target
+
+
+class DeferredDrawCanvasAgg(FigureCanvasAgg):
+    """The Agg canvas of a pyplot figure after ``plt.savefig``, with its redraw deferred.
+
+    Stock ``pyplot.savefig`` ends with ``canvas.draw_idle()``, which on Agg is
+    a second full draw whose pixels nobody sees unless they read the canvas.
+    Here that draw happens only when something reads the canvas's pixels
+    (``_compat.AGG_PIXEL_READERS``) or asks for a draw; a figure that is saved
+    and closed is drawn once.  Figures with a layout engine are redrawn at once
+    as stock does, since their layout depends on every draw before.
+    """
+
+    _safeplot_draw_pending = False
+
+    def draw(self) -> None:
+        self._safeplot_draw_pending = False
+        super().draw()
+
+    def _draw_if_pending(self) -> None:
+        if self._safeplot_draw_pending:
+            self.draw()
+
+
+def _draws_first(name: str) -> Callable[..., Any]:
+    read = getattr(FigureCanvasAgg, name)
+
+    @functools.wraps(read)
+    def draw_then_read(self: DeferredDrawCanvasAgg, *args: Any, **kwargs: Any) -> Any:
+        self._draw_if_pending()
+        return read(self, *args, **kwargs)
+
+    return draw_then_read
+
+
+for _name in _compat.AGG_PIXEL_READERS:
+    setattr(DeferredDrawCanvasAgg, _name, _draws_first(_name))
+
+
+def defer_savefig_redraw() -> None:
+    """Make ``pyplot.savefig`` defer its trailing redraw on Agg canvases (once per process)."""
+    import matplotlib.pyplot as plt
+
+    stock_savefig = plt.savefig
+    if getattr(stock_savefig, "_safeplot_deferred", False):
+        return
+
+    @functools.wraps(stock_savefig)
+    def savefig(*args: Any, **kwargs: Any) -> Any:
+        fig = plt.gcf()
+        result = fig.savefig(*args, **kwargs)
+        canvas = fig.canvas
+        if type(canvas) in (FigureCanvasAgg, DeferredDrawCanvasAgg) and not _compat.has_layout_engine(fig):
+            canvas.__class__ = DeferredDrawCanvasAgg
+            canvas._safeplot_draw_pending = True  # type: ignore[attr-defined]
+        else:
+            canvas.draw_idle()  # what stock pyplot does
+        return result
+
+    savefig._safeplot_deferred = True  # type: ignore[attr-defined]
+    plt.savefig = savefig

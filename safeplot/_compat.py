@@ -13,9 +13,18 @@ import matplotlib
 from matplotlib import rcsetup
 from matplotlib._pylab_helpers import Gcf
 from matplotlib.backend_bases import FigureManagerBase
-from matplotlib.backends.backend_agg import RendererAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+from matplotlib.figure import Figure
 
 RcSnapshot = dict[str, Any]
+
+# FigureCanvasAgg methods that hand out the pixels of its last draw
+# (tostring_rgb was removed in matplotlib 3.10).
+AGG_PIXEL_READERS = [
+    name
+    for name in ("buffer_rgba", "tostring_argb", "tostring_rgb", "copy_from_bbox", "restore_region")
+    if hasattr(FigureCanvasAgg, name)
+]
 
 
 def _version_info(version: str) -> tuple[int, int]:
@@ -83,6 +92,17 @@ def close_managers(managers: Iterable[FigureManagerBase]) -> int:
         manager.destroy()
         closed += 1
     return closed
+
+
+def has_layout_engine(fig: Figure) -> bool:
+    """Whether the figure lays itself out at every draw (tight or constrained layout).
+
+    Such a layout depends on the draws before it, so a skipped draw could
+    change what later saves give.
+    """
+    if MPL_VERSION >= (3, 6):
+        return fig.get_layout_engine() is not None
+    return bool(fig.get_tight_layout() or fig.get_constrained_layout())
 
 
 def alias_renderer_agg_lock(lock: object) -> None:
