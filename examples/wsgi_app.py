@@ -330,19 +330,24 @@ def app(request: Request) -> Response:
         return error.get_response(request.environ)  # type: ignore[return-value]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="safeplot example plot server")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
-    args = parser.parse_args(argv)
-    server = make_server(args.host, args.port, app, threaded=True)  # never the debugger
-    print(f"safeplot example serving on http://{args.host}:{server.port}/", flush=True)
+def serve(application: Any, host: str, port: int) -> None:
+    """Serve a WSGI app with werkzeug's threaded server (never its debugger) until Ctrl+C."""
+    server = make_server(host, port, application, threaded=True)
+    print(f"safeplot example serving on http://{host}:{server.port}/", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="safeplot example plot server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    args = parser.parse_args(argv)
+    serve(app, args.host, args.port)
     return 0
 
 

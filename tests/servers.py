@@ -1,4 +1,4 @@
-"""Real servers on 127.0.0.1 with free ports, and a small HTTP client, for the web tests."""
+"""Real servers on 127.0.0.1 with free ports, and a small HTTP client, for tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from tests.conftest import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Reply:

@@ -1,0 +1,29 @@
+"""Each benchmark runs in its smoke mode, so that none of them rots."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("bench_render.py", ["B/A", "C/A", "line", "scatter"]),
+        ("bench_overhead.py", ["threading.RLock", "locked() without rcParams isolation", "locked()"]),
+        ("bench_http.py", ["safeplot / OO (werkzeug threaded):", "gunicorn 2 workers / 1 worker:"]),
+    ],
+)
+def test_benchmark_smoke_run(script: str, expected: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--smoke"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for text in expected:
+        assert text in result.stdout
+    assert "smoke run: no verdict" in result.stdout
