@@ -6,6 +6,7 @@ between versions; the rest of the package never tests a version itself.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterable
 from typing import Any
 
@@ -94,6 +95,34 @@ def close_managers(managers: Iterable[FigureManagerBase]) -> int:
         manager.destroy()
         closed += 1
     return closed
+
+
+# The pyplot functions through which every pyplot call reaches pyplot's
+# global state: the figure registry, the current figure/axes, rcParams.
+PYPLOT_STATE_FUNCTIONS = (
+    "figure", "gcf", "gca", "gci", "sci", "sca", "close", "clf", "get_fignums",
+    "get_figlabels", "fignum_exists", "get_current_fig_manager", "subplot", "subplots",
+    "subplot_mosaic", "subplot2grid", "axes", "delaxes", "show", "draw", "pause",
+    "ion", "ioff", "rc", "rcdefaults", "rc_context", "xkcd", "switch_backend",
+    "new_figure_manager", "draw_if_interactive",
+)
+
+
+def pyplot_state_functions() -> dict[str, types.FunctionType]:
+    """Those of :data:`PYPLOT_STATE_FUNCTIONS` this pyplot has as plain functions.
+
+    A function with a closure (one wrapped by a decorator in some version) is
+    left out: its code cannot be swapped for one without that closure.  The
+    pyplot functions it calls are still in the list.
+    """
+    import matplotlib.pyplot as plt
+
+    found = {name: getattr(plt, name, None) for name in PYPLOT_STATE_FUNCTIONS}
+    return {
+        name: func
+        for name, func in found.items()
+        if isinstance(func, types.FunctionType) and not func.__closure__
+    }
 
 
 def has_layout_engine(fig: Figure) -> bool:

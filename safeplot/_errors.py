@@ -24,3 +24,7 @@ class LockTimeout(TimeoutError):
 
     def __reduce__(self) -> tuple[type[LockTimeout], tuple[float, str | None]]:
         return (type(self), (self.timeout, self.holder))
+
+
+class UnlockedPyplotError(RuntimeError):
+    """pyplot was called without :data:`safeplot.lock`, under ``safeplot.guard("raise")``."""

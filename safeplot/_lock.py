@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import sys
 import threading
 import time
 from types import TracebackType
@@ -12,6 +14,29 @@ from typing import Any
 from ._errors import LockTimeout
 
 TIMEOUT_ENV = "SAFEPLOT_TIMEOUT"
+DEFAULT_LONG_HOLD = 10.0
+logger = logging.getLogger("safeplot")
+_INTERNAL_PACKAGES = frozenset({"safeplot", "matplotlib", "contextlib", "functools"})
+_PYPLOT_MODULES = frozenset({"matplotlib.pyplot", "safeplot._backend"})
+
+
+def call_site(named: str = "") -> tuple[str, int, str]:
+    """Where the code calling into safeplot or matplotlib is: (file, line, function called).
+
+    Walks up the stack past safeplot's and matplotlib's frames (and contextlib's
+    and functools' wrappers); the function is the outermost pyplot function
+    passed (safeplot's replacement ``savefig`` included), ``named`` if none was.
+    """
+    frame = sys._getframe(1)
+    function = named
+    while frame is not None:
+        module = frame.f_globals.get("__name__") or ""
+        if module.partition(".")[0] not in _INTERNAL_PACKAGES:
+            return frame.f_code.co_filename, frame.f_lineno, function
+        if module in _PYPLOT_MODULES:
+            function = frame.f_code.co_name
+        frame = frame.f_back
+    return "<unknown>", 0, function
 
 
 def check_timeout(value: object, *, name: str = "timeout") -> float | None:
@@ -73,8 +98,10 @@ class PlotLock:
         self._owner_name: str | None = None
         self._depth = 0
         self._acquired_at = 0.0
+        self._taken_at: tuple[str, int, str] | None = None
         self._stats = _Stats()
         self.default_timeout: float | None = None
+        self.long_hold: float | None = DEFAULT_LONG_HOLD
 
     def __repr__(self) -> str:
         holder = f"held by {self._owner_name!r} depth={self._depth}" if self._owner else "unheld"
@@ -106,6 +133,7 @@ class PlotLock:
         self._owner = me
         self._owner_name = threading.current_thread().name
         self._depth = 1
+        self._taken_at = call_site() if self.long_hold is not None else None
         self._acquired_at = time.monotonic()
         with self._stats_mutex:
             self._stats.acquisitions += 1
@@ -138,6 +166,7 @@ class PlotLock:
         if self._depth:
             return
         held = time.monotonic() - self._acquired_at
+        holder, taken_at = self._owner_name, self._taken_at
         self._owner = None
         self._owner_name = None
         with self._stats_mutex:
@@ -145,6 +174,13 @@ class PlotLock:
             stats.hold_seconds_total += held
             stats.hold_seconds_max = max(stats.hold_seconds_max, held)
         self._mutex.release()
+        long_hold = self.long_hold
+        if long_hold is not None and held > long_hold and taken_at is not None:
+            filename, lineno, _ = taken_at
+            logger.warning(
+                "safeplot.lock was held for %.2f s (over %g s) by thread %r; taken at %s:%d",
+                held, long_hold, holder, filename, lineno,
+            )
 
     def __enter__(self) -> PlotLock:
         self.acquire_within(self.default_timeout)
@@ -196,17 +232,25 @@ if hasattr(os, "register_at_fork"):
 _UNSET: Any = object()
 
 
-def configure(*, timeout: float | None = _UNSET) -> None:
+def configure(*, timeout: float | None = _UNSET, long_hold: float | None = _UNSET) -> None:
     """Set process-wide defaults; arguments not given keep their value.
 
     ``timeout``: seconds that ``safeplot.locked()``, ``with safeplot.lock:``
     and the helpers wait for the lock before raising
     :class:`safeplot.LockTimeout`; None waits forever (the default, unless the
-    ``SAFEPLOT_TIMEOUT`` environment variable set one at import).  Raises
-    TypeError/ValueError for a value that is not None or a number >= 0.
+    ``SAFEPLOT_TIMEOUT`` environment variable set one at import).
+
+    ``long_hold``: a hold of the lock longer than this many seconds (a group,
+    a request under the middleware) logs one WARNING on the ``safeplot``
+    logger, saying for how long and where the lock was taken; None turns that
+    off.  Default 10.
+
+    Raises TypeError/ValueError for a value that is not None or a number >= 0.
     """
     if timeout is not _UNSET:
         lock.default_timeout = check_timeout(timeout)
+    if long_hold is not _UNSET:
+        lock.long_hold = check_timeout(long_hold, name="long_hold")
 
 
 def stats() -> dict[str, Any]:

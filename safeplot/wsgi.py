@@ -1,4 +1,4 @@
-"""werkzeug helpers: figures as responses and pyplot views (extra ``safeplot[wsgi]``).
+"""werkzeug helpers: figures as responses, pyplot views, and the middleware (extra ``safeplot[wsgi]``).
 
 This is the only module of safeplot that imports werkzeug.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar, Union, overload
 
 try:
@@ -20,11 +20,12 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 from matplotlib.figure import Figure
 
 from ._errors import LockTimeout
-from ._group import check_lockable, locked
+from ._group import _Group, check_lockable, locked
 from ._lock import _UNSET, check_timeout
+from .guard import hooks, thread_state
 from .render import check_format, figure_drawn_by, mimetype, render
 
-__all__ = ["image_response", "plot_view"]
+__all__ = ["SafeplotMiddleware", "image_response", "plot_view"]
 
 HeadersLike = Union[Headers, Mapping[str, str], Iterable[tuple[str, str]]]
 V = TypeVar("V", bound=Callable[..., Any])
@@ -135,3 +136,111 @@ def _answer_with_figure(
     return answer
 
 
+
+
+WSGIEnviron = dict[str, Any]
+StartResponse = Callable[..., Callable[[bytes], object]]
+WSGIApp = Callable[[WSGIEnviron, StartResponse], Iterable[bytes]]
+
+
+class _PyplotRequest:
+    """One request's lazily started group: begun by its first pyplot call, ended on close."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self._group: _Group = locked(timeout=timeout) if timeout is not _UNSET else locked()
+        self.begun = False
+        self.timed_out: LockTimeout | None = None
+        self.finished = False
+
+    def start(self) -> None:
+        hooks.use()
+        thread_state.on_unlocked_call = self.begin
+
+    def begin(self) -> None:
+        """Take the lock and open the group; LockTimeout if the lock is not had in time."""
+        try:
+            self._group.__enter__()
+        except LockTimeout as error:
+            self.timed_out = error
+            raise
+        self.begun = True
+        thread_state.on_unlocked_call = None  # the lock is held from now on
+
+    def finish(self) -> None:
+        """Close the request's figures, undo its rcParams changes, release the lock."""
+        if self.finished:
+            return
+        self.finished = True
+        thread_state.on_unlocked_call = None
+        try:
+            hooks.unuse()  # first: whoever sees the lock free sees the hooks gone too
+        finally:
+            if self.begun:
+                self._group.__exit__(None, None, None)
+
+
+class _ClosingResponse:
+    """The app's response iterable, finishing the request when the server closes it."""
+
+    def __init__(self, iterable: Iterable[bytes], request: _PyplotRequest) -> None:
+        self._iterable = iterable
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._iterable)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._iterable, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._request.finish()
+
+
+class SafeplotMiddleware:
+    """WSGI middleware that makes each request's pyplot use safe, with no change to the views.
+
+    A request's first pyplot call takes :data:`safeplot.lock` (waiting up to
+    ``timeout`` seconds, default that of :func:`safeplot.configure`); from
+    there the request runs as one ``safeplot.locked()`` group, and when the
+    server closes the response its figures are closed, its ``rcParams``
+    changes undone and the lock released, also when the view raises or the
+    client disconnects.  Requests that never call pyplot never take the lock.
+
+    On the bad path: when the lock is not had in time the request answers
+    ``503 Service Unavailable`` with ``Retry-After`` (also when a framework
+    turned the LockTimeout into its own 500 page); other exceptions propagate
+    to the server after the cleanup.
+
+    A streaming response holds the lock until its iterable is closed: render
+    the image before returning (``plot_view``, ``image_response``) rather
+    than from a generator that plots as it goes.  The server must close the
+    response in the thread that called the app, as WSGI servers do.
+    """
+
+    def __init__(self, app: WSGIApp, timeout: float | None = _UNSET) -> None:
+        self.app = app
+        self.timeout = check_timeout(timeout) if timeout is not _UNSET else _UNSET
+
+    def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
+        request = _PyplotRequest(self.timeout)
+
+        def start_unless_timed_out(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if request.timed_out is not None:
+                return lambda data: None  # the app's own error page is replaced by a 503 below
+            return start_response(status, headers, exc_info)
+
+        request.start()
+        try:
+            iterable = self.app(environ, start_unless_timed_out)
+        except LockTimeout as error:
+            request.finish()
+            return lock_timeout_response(error)(environ, start_response)
+        except BaseException:
+            request.finish()
+            raise
+        if request.timed_out is not None:
+            _ClosingResponse(iterable, request).close()
+            return lock_timeout_response(request.timed_out)(environ, start_response)
+        return _ClosingResponse(iterable, request)

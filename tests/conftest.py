@@ -11,6 +11,8 @@ import pytest
 from matplotlib._pylab_helpers import Gcf
 
 import safeplot
+from safeplot._lock import DEFAULT_LONG_HOLD
+from safeplot.guard import hooks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,9 +34,11 @@ def clean_pyplot_state() -> Iterator[None]:
     yield
     leaked = len(Gcf.figs)
     Gcf.destroy_all()
+    safeplot.guard("off")
+    safeplot.configure(timeout=None, long_hold=DEFAULT_LONG_HOLD)
+    assert not hooks.installed, "pyplot hooks left installed (a middleware request never closed?)"
     assert not safeplot.lock.is_owned(), "test left safeplot.lock held"
     assert leaked == 0, f"test left {leaked} pyplot figures open"
     changed = [k for k, v in matplotlib.rcParams.items() if k != "backend" and str(rc_before.get(k)) != str(v)]
     matplotlib.rcParams.update({k: rc_before[k] for k in changed})
     assert not changed, f"test left rcParams changed: {changed}"
-    safeplot.configure(timeout=None)

@@ -66,6 +66,7 @@ class DropRecordingHandler(WSGIRequestHandler):
 def werkzeug_server(app: Any, handler: type[WSGIRequestHandler] | None = None) -> Iterator[str]:
     """werkzeug's threaded server in this process; yields its base URL, stops at the end."""
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=handler)
+    server.daemon_threads = False  # so that server_close() joins every request thread
     thread = threading.Thread(target=server.serve_forever, name="werkzeug-server", daemon=True)
     thread.start()
     try:

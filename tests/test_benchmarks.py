@@ -16,6 +16,7 @@ from tests.conftest import ROOT
         ("bench_render.py", ["B/A", "C/A", "line", "scatter"]),
         ("bench_overhead.py", ["threading.RLock", "locked() without rcParams isolation", "locked()"]),
         ("bench_http.py", ["safeplot / OO (werkzeug threaded):", "gunicorn 2 workers / 1 worker:"]),
+        ("bench_guard.py", ["plt.gcf()", "plt.xlim()", "added us"]),
     ],
 )
 def test_benchmark_smoke_run(script: str, expected: list[str]) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import select
+import sys
 import threading
 import time
 import warnings
@@ -192,3 +194,21 @@ def test_fork_inside_a_group_keeps_the_forking_threads_hold() -> None:
     _, status = os.waitpid(pid, 0)
     assert report == b"11"
     assert os.WEXITSTATUS(status) == 0
+
+
+def test_long_hold_logs_one_warning_with_where_the_lock_was_taken(caplog: pytest.LogCaptureFixture) -> None:
+    safeplot.configure(long_hold=0.05)
+    with caplog.at_level(logging.WARNING, logger="safeplot"):
+        with safeplot.locked():  # taken here
+            threading.Event().wait(0.1)  # a hold past the threshold
+        line = sys._getframe().f_lineno - 2
+        with safeplot.locked():
+            pass  # a short hold: not logged
+    records = [r for r in caplog.records if r.name == "safeplot"]
+    assert len(records) == 1
+    assert records[0].levelno == logging.WARNING
+    message = records[0].getMessage()
+    assert f"taken at {__file__}:{line}" in message
+    assert "over 0.05 s" in message and "MainThread" in message
+    held = float(message.split("held for ")[1].split(" s")[0])
+    assert held >= 0.1

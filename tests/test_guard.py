@@ -1,0 +1,158 @@
+"""safeplot.guard(): unlocked pyplot calls reported per call site, for both import styles."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib._pylab_helpers import Gcf
+from matplotlib.backends.backend_agg import RendererAgg
+
+import safeplot
+from tests.conftest import run_python
+
+# Imported before any guard is on, as old modules do at their top.
+from matplotlib.pyplot import figure, gcf, plot  # isort: skip
+
+
+def line_of(marker: str) -> int:
+    source, start = inspect.getsourcelines(test_warns_once_per_call_site_for_both_import_styles)
+    return start + next(i for i, line in enumerate(source) if marker in line)
+
+
+def pyplot_snapshot() -> dict[str, Any]:
+    return {
+        name: (value, getattr(value, "__code__", None), dict(getattr(value, "__dict__", {})))
+        for name, value in vars(plt).items()
+        if callable(value) and name != "_safeplot_pyplot_call"
+    }
+
+
+@pytest.fixture
+def recorded() -> Iterator[list[warnings.WarningMessage]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+    with safeplot.lock:
+        plt.close("all")
+
+
+def test_warns_once_per_call_site_for_both_import_styles(recorded: list[warnings.WarningMessage]) -> None:
+    safeplot.guard("warn")
+    for _ in range(3):
+        figure(); plot([1, 2])  # noqa: E702  # site A: two pyplot functions on one line
+        plt.title("t")  # site B
+    gcf()  # site C
+    found = sorted((w.filename, w.lineno, str(w.message).split("(")[0]) for w in recorded)
+    assert all(w.category is safeplot.SafeplotWarning for w in recorded)
+    assert found == sorted(
+        [
+            (__file__, line_of("site A"), "pyplot.figure"),
+            (__file__, line_of("site A"), "pyplot.plot"),
+            (__file__, line_of("site B"), "pyplot.title"),
+            (__file__, line_of("site C"), "pyplot.gcf"),
+        ]
+    )
+    assert f"called without safeplot.lock at {__file__}:{line_of('site B')}" in str(recorded[2].message)
+
+
+def test_raise_mode_raises_at_every_call_before_pyplot_runs() -> None:
+    safeplot.guard("raise")
+    for _ in range(2):
+        with pytest.raises(safeplot.UnlockedPyplotError, match=r"pyplot\.figure\(\) called without safeplot\.lock"):
+            figure()
+        with pytest.raises(RuntimeError, match=r"pyplot\.subplots\(\)"):
+            plt.subplots()
+    assert Gcf.figs == {}
+
+
+def test_calls_holding_the_lock_are_never_reported() -> None:
+    safeplot.guard("raise")
+    with safeplot.locked():
+        figure()
+        plot([1])
+        plt.title("in a group")
+    with safeplot.lock:
+        plt.figure()
+        plt.close("all")
+    with RendererAgg.lock:  # type: ignore[attr-defined]
+        gcf()
+        plt.close("all")
+
+    @safeplot.locked
+    def decorated() -> None:
+        plt.plot([1, 2])
+
+    decorated()
+
+
+def test_the_check_is_per_thread() -> None:
+    safeplot.guard("raise")
+    errors: list[BaseException] = []
+
+    def unlocked() -> None:
+        try:
+            plt.gcf()
+        except BaseException as exc:
+            errors.append(exc)
+
+    with safeplot.locked():  # the main thread holds the lock; the other thread does not
+        thread = threading.Thread(target=unlocked)
+        thread.start()
+        thread.join(30)
+    assert len(errors) == 1 and isinstance(errors[0], safeplot.UnlockedPyplotError)
+
+
+def test_off_leaves_pyplot_exactly_as_it_was() -> None:
+    before = pyplot_snapshot()
+    signatures = {name: inspect.signature(value[0]) for name, value in before.items() if value[1] is not None}
+    safeplot.guard("warn")
+    during = pyplot_snapshot()
+    assert during["figure"][0] is plt.figure is figure  # same objects, new code
+    assert during["figure"][1] is not before["figure"][1]
+    assert {name: inspect.signature(value[0]) for name, value in during.items() if value[1] is not None} == signatures
+    safeplot.guard("raise")
+    safeplot.guard("off")
+    after = pyplot_snapshot()
+    assert after.keys() == before.keys()
+    for name, (value, code, attributes) in before.items():
+        assert after[name][0] is value, name
+        assert after[name][1] is code, name
+        assert after[name][2] == attributes, name
+
+
+def test_bad_mode_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="guard mode must be one of 'warn', 'raise', 'off', not 'loud'"):
+        safeplot.guard("loud")  # type: ignore[arg-type]
+
+
+def test_guard_from_environment() -> None:
+    code = "import matplotlib.pyplot as plt, safeplot\nplt.figure()  # unlocked\n"
+    warned = run_python(code, env={"SAFEPLOT_GUARD": "warn"})
+    assert warned.returncode == 0
+    assert "<string>:2: SafeplotWarning: pyplot.figure() called without safeplot.lock" in warned.stderr
+    raised = run_python(code, env={"SAFEPLOT_GUARD": "raise"})
+    assert "safeplot._errors.UnlockedPyplotError: pyplot.figure() called" in raised.stderr
+    bad = run_python(code, env={"SAFEPLOT_GUARD": "loud"})
+    assert "ValueError: SAFEPLOT_GUARD='loud': expected one of warn, raise, off" in bad.stderr
+
+
+def test_setting_rcparams_without_the_lock_is_reported(recorded: list[warnings.WarningMessage]) -> None:
+    safeplot.guard("warn")
+    try:
+        plt.rcParams["lines.linewidth"] = 3  # unlocked
+        plt.style.use("ggplot")  # also sets rcParams, one warning per key at matplotlib's line
+        with safeplot.locked():
+            plt.rcParams["lines.linewidth"] = 5
+    finally:
+        with safeplot.lock:
+            plt.rcdefaults()
+    messages = [str(w.message) for w in recorded]
+    assert messages[0].startswith(f"rcParams['lines.linewidth'] set without safeplot.lock at {__file__}:")
+    assert any("rcParams['axes.facecolor'] set" in m for m in messages)
+    assert not any("= 5" in m for m in messages)
