@@ -42,13 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds, batch = (3, 100) if args.smoke else (args.rounds, args.batch)
 
-    print(f"# {platform.node()} {platform.machine()}, Python {platform.python_version()}, "
-          f"matplotlib {matplotlib.__version__}, {rounds} rounds x {batch}, {time.strftime('%Y-%m-%d')}")
+    print(
+        f"# {platform.node()} {platform.machine()}, Python {platform.python_version()}, "
+        f"matplotlib {matplotlib.__version__}, {rounds} rounds x {batch}, {time.strftime('%Y-%m-%d')}"
+    )
     times: dict[tuple[str, str], list[float]] = {}
     with safeplot.locked():
         plt.plot([1, 2])
         for round_ in range(rounds):
-            for mode in (("off", "warn") if round_ % 2 else ("warn", "off")):
+            for mode in ("off", "warn") if round_ % 2 else ("warn", "off"):
                 safeplot.guard(mode)  # type: ignore[arg-type]
                 for name, call in CALLS.items():
                     times.setdefault((name, mode), []).append(per_call(call, batch))

@@ -21,9 +21,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import matplotlib  # noqa: E402
+import matplotlib
 
-from tests.servers import (  # noqa: E402
+from tests.servers import (
     ServerProcess,
     example_server,
     fetch_all,
@@ -67,9 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds, count = (1, 10) if args.smoke else (args.rounds, args.requests)
 
-    print(f"# {platform.node()} {platform.machine()}, Python {platform.python_version()}, "
-          f"matplotlib {matplotlib.__version__}, {rounds} rounds x {count} requests, "
-          f"{args.clients} clients, {time.strftime('%Y-%m-%d')}")
+    print(
+        f"# {platform.node()} {platform.machine()}, Python {platform.python_version()}, "
+        f"matplotlib {matplotlib.__version__}, {rounds} rounds x {count} requests, "
+        f"{args.clients} clients, {time.strftime('%Y-%m-%d')}"
+    )
     with ExitStack() as stack:
         servers = {
             "safeplot werkzeug": stack.enter_context(example_server()),
@@ -79,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         reference = fetch_all(servers["oo werkzeug"].base_url, paths(len(KINDS) * 7))
         for name, server in servers.items():  # same bytes everywhere, and warm
-            if [r.body for r in fetch_all(server.base_url, paths(len(KINDS) * 7))] != [r.body for r in reference]:
+            if [r.body for r in fetch_all(server.base_url, paths(len(KINDS) * 7))] != [
+                r.body for r in reference
+            ]:
                 raise SystemExit(f"{name} does not serve the same images as the OO app")
         rates: dict[str, list[float]] = {name: [] for name in servers}
         names = list(servers)

@@ -77,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds, batch = (3, 50) if args.smoke else (args.rounds, args.batch)
 
-    print(f"# {platform.node()} {platform.machine()}, Python {platform.python_version()}, "
-          f"matplotlib {matplotlib.__version__}, {rounds} rounds x {batch}, {time.strftime('%Y-%m-%d')}")
+    print(
+        f"# {platform.node()} {platform.machine()}, Python {platform.python_version()}, "
+        f"matplotlib {matplotlib.__version__}, {rounds} rounds x {batch}, {time.strftime('%Y-%m-%d')}"
+    )
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     names = list(VARIANTS)
     for round_ in range(rounds):

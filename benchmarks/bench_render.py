@@ -145,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     kinds = KINDS[:2] if args.smoke else KINDS
     rounds = 3 if args.smoke else args.rounds
 
-    print(f"# {platform.node()} {platform.machine()}, Python {platform.python_version()}, "
-          f"matplotlib {matplotlib.__version__}, {rounds} rounds, {time.strftime('%Y-%m-%d')}")
+    print(
+        f"# {platform.node()} {platform.machine()}, Python {platform.python_version()}, "
+        f"matplotlib {matplotlib.__version__}, {rounds} rounds, {time.strftime('%Y-%m-%d')}"
+    )
     medians = measure(kinds, rounds)
     print(f"{'kind':<10} {'A oo ms':>8} {'B pyplot ms':>12} {'C safeplot ms':>14} {'B/A':>6} {'C/A':>6}")
     worst = 0.0

@@ -24,7 +24,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from examples.wsgi_app import Params, parse_params, serve  # noqa: E402
+from examples.wsgi_app import Params, parse_params, serve
 
 
 def new_figure(p: Params) -> tuple[Figure, Any, np.random.Generator]:

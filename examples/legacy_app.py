@@ -81,10 +81,19 @@ def healthz() -> Response:
 def stats() -> Response:
     with safeplot.lock:  # the whole registry, not one request's view of it
         open_figures = len(plt.get_fignums())
-    return Response(json.dumps({**safeplot.stats(), "open_figures": open_figures}), mimetype="application/json")
+    return Response(
+        json.dumps({**safeplot.stats(), "open_figures": open_figures}), mimetype="application/json"
+    )
 
 
-VIEWS: dict[str, Any] = {"sales": sales, "trend": trend, "share": share, "bold": bold, "healthz": healthz, "stats": stats}
+VIEWS: dict[str, Any] = {
+    "sales": sales,
+    "trend": trend,
+    "share": share,
+    "bold": bold,
+    "healthz": healthz,
+    "stats": stats,
+}
 URLS = Map(
     [
         Rule("/sales/<int:n>.png", endpoint="sales"),

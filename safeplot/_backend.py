@@ -71,8 +71,10 @@ def force_backend() -> str:
         previous = _compat.configured_backend()
         if previous is not None and _normalise(previous) != target:
             interactive = _normalise(previous) in _compat.builtin_backends(interactive=True)
-            why = "an interactive backend hangs or crashes off the main thread" if interactive else (
-                f"set {BACKEND_ENV} to keep a non-interactive backend"
+            why = (
+                "an interactive backend hangs or crashes off the main thread"
+                if interactive
+                else (f"set {BACKEND_ENV} to keep a non-interactive backend")
             )
             warnings.warn(
                 f"safeplot switched pyplot's backend from {previous!r} to {target!r}: {why}",
@@ -102,7 +104,7 @@ class DeferredDrawCanvasAgg(FigureCanvasAgg):
 
     def draw(self) -> None:
         self._safeplot_draw_pending = False
-        super().draw()
+        super().draw()  # type: ignore[no-untyped-call]
 
     def _draw_if_pending(self) -> None:
         if self._safeplot_draw_pending:
@@ -135,14 +137,14 @@ def defer_savefig_redraw() -> None:
     @functools.wraps(stock_savefig)
     def savefig(*args: Any, **kwargs: Any) -> Any:
         fig = plt.gcf()
-        result = fig.savefig(*args, **kwargs)
+        fig.savefig(*args, **kwargs)
         canvas = fig.canvas
         if type(canvas) in (FigureCanvasAgg, DeferredDrawCanvasAgg) and not _compat.has_layout_engine(fig):
             canvas.__class__ = DeferredDrawCanvasAgg
             canvas._safeplot_draw_pending = True  # type: ignore[attr-defined]
         else:
             canvas.draw_idle()  # what stock pyplot does
-        return result
+        return None
 
     savefig._safeplot_deferred = True  # type: ignore[attr-defined]
     plt.savefig = savefig

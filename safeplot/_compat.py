@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import matplotlib
 from matplotlib import rcsetup
@@ -39,11 +39,12 @@ MPL_VERSION = _version_info(matplotlib.__version__)
 def builtin_backends(*, interactive: bool) -> list[str]:
     """The lower-case names of matplotlib's own (non-)interactive backends."""
     if MPL_VERSION >= (3, 9):
-        from matplotlib.backends import BackendFilter, backend_registry
+        from matplotlib.backends.registry import BackendFilter, backend_registry
 
         wanted = BackendFilter.INTERACTIVE if interactive else BackendFilter.NON_INTERACTIVE
-        return [name.lower() for name in backend_registry.list_builtin(wanted)]
-    names = rcsetup.interactive_bk if interactive else rcsetup.non_interactive_bk
+        names: list[str] = backend_registry.list_builtin(wanted)  # type: ignore[no-untyped-call]
+    else:
+        names = getattr(rcsetup, "interactive_bk" if interactive else "non_interactive_bk")
     return [name.lower() for name in names]
 
 
@@ -63,7 +64,7 @@ def snapshot_rcparams() -> RcSnapshot:
     """
     # dict.items() reads the stored values directly; dict.copy() would go
     # through RcParams.__getitem__ for each of ~300 keys, six times slower.
-    snapshot: RcSnapshot = dict(dict.items(matplotlib.rcParams))
+    snapshot: RcSnapshot = dict(dict.items(cast(RcSnapshot, matplotlib.rcParams)))
     del snapshot["backend"]
     return snapshot
 
@@ -75,7 +76,7 @@ def restore_rcparams(snapshot: RcSnapshot) -> None:
     if update_raw is not None:
         update_raw(snapshot)
     else:
-        dict.update(params, snapshot)
+        dict.update(cast(RcSnapshot, params), snapshot)
 
 
 def close_managers(managers: Iterable[FigureManagerBase]) -> int:
@@ -87,8 +88,9 @@ def close_managers(managers: Iterable[FigureManagerBase]) -> int:
     """
     closed = 0
     for manager in managers:
-        if Gcf.figs.get(manager.num) is manager:
-            Gcf.figs.pop(manager.num)
+        num = cast(int, manager.num)
+        if Gcf.figs.get(num) is manager:
+            Gcf.figs.pop(num)
         cid = getattr(manager, "_cidgcf", None)
         if cid is not None:
             manager.canvas.mpl_disconnect(cid)
@@ -100,11 +102,36 @@ def close_managers(managers: Iterable[FigureManagerBase]) -> int:
 # The pyplot functions through which every pyplot call reaches pyplot's
 # global state: the figure registry, the current figure/axes, rcParams.
 PYPLOT_STATE_FUNCTIONS = (
-    "figure", "gcf", "gca", "gci", "sci", "sca", "close", "clf", "get_fignums",
-    "get_figlabels", "fignum_exists", "get_current_fig_manager", "subplot", "subplots",
-    "subplot_mosaic", "subplot2grid", "axes", "delaxes", "show", "draw", "pause",
-    "ion", "ioff", "rc", "rcdefaults", "rc_context", "xkcd", "switch_backend",
-    "new_figure_manager", "draw_if_interactive",
+    "figure",
+    "gcf",
+    "gca",
+    "gci",
+    "sci",
+    "sca",
+    "close",
+    "clf",
+    "get_fignums",
+    "get_figlabels",
+    "fignum_exists",
+    "get_current_fig_manager",
+    "subplot",
+    "subplots",
+    "subplot_mosaic",
+    "subplot2grid",
+    "axes",
+    "delaxes",
+    "show",
+    "draw",
+    "pause",
+    "ion",
+    "ioff",
+    "rc",
+    "rcdefaults",
+    "rc_context",
+    "xkcd",
+    "switch_backend",
+    "new_figure_manager",
+    "draw_if_interactive",
 )
 
 

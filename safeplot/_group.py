@@ -80,7 +80,9 @@ class _Group:
         self._timeout = timeout
 
     def __repr__(self) -> str:
-        return "safeplot.locked()" if self._timeout is _UNSET else f"safeplot.locked(timeout={self._timeout!r})"
+        return (
+            "safeplot.locked()" if self._timeout is _UNSET else f"safeplot.locked(timeout={self._timeout!r})"
+        )
 
     def __enter__(self) -> ModuleType:
         timeout = lock.default_timeout if self._timeout is _UNSET else self._timeout
@@ -162,7 +164,5 @@ def locked(func: Callable[..., Any] | None = None, /, *, timeout: float | None =
     if func is None:
         return group
     if not callable(func):
-        raise TypeError(
-            f"safeplot.locked takes a function to decorate or timeout=...; got {func!r}"
-        )
+        raise TypeError(f"safeplot.locked takes a function to decorate or timeout=...; got {func!r}")
     return group(func)

@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 
 from ._errors import LockTimeout
@@ -27,7 +27,7 @@ def call_site(named: str = "") -> tuple[str, int, str]:
     and functools' wrappers); the function is the outermost pyplot function
     passed (safeplot's replacement ``savefig`` included), ``named`` if none was.
     """
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     function = named
     while frame is not None:
         module = frame.f_globals.get("__name__") or ""
@@ -58,13 +58,13 @@ def check_timeout(value: object, *, name: str = "timeout") -> float | None:
 class _Stats:
     __slots__ = (
         "acquisitions",
-        "waits",
-        "timeouts",
         "figures_closed",
-        "wait_seconds_total",
-        "wait_seconds_max",
-        "hold_seconds_total",
         "hold_seconds_max",
+        "hold_seconds_total",
+        "timeouts",
+        "wait_seconds_max",
+        "wait_seconds_total",
+        "waits",
     )
 
     def __init__(self) -> None:
@@ -179,7 +179,11 @@ class PlotLock:
             filename, lineno, _ = taken_at
             logger.warning(
                 "safeplot.lock was held for %.2f s (over %g s) by thread %r; taken at %s:%d",
-                held, long_hold, holder, filename, lineno,
+                held,
+                long_hold,
+                holder,
+                filename,
+                lineno,
             )
 
     def __enter__(self) -> PlotLock:
@@ -270,9 +274,7 @@ def _timeout_from_env(raw: str | None) -> float | None:
     try:
         return check_timeout(float(raw), name=TIMEOUT_ENV)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"{TIMEOUT_ENV}={raw!r}: expected a number of seconds >= 0 or 'none'"
-        ) from None
+        raise ValueError(f"{TIMEOUT_ENV}={raw!r}: expected a number of seconds >= 0 or 'none'") from None
 
 
 lock.default_timeout = _timeout_from_env(os.environ.get(TIMEOUT_ENV))

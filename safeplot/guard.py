@@ -53,7 +53,7 @@ class _Hooks:
         self._users = 0
         self._originals: dict[str, Callable[..., Any]] = {}  # name -> a copy running the original code
         self._saved: dict[str, tuple[types.CodeType, dict[str, Any]]] = {}
-        self.original_rc_setitem: Callable[[RcParams, str, Any], None] = RcParams.__setitem__
+        self.original_rc_setitem: Callable[..., None] = RcParams.__setitem__
 
     @property
     def installed(self) -> bool:
@@ -74,7 +74,7 @@ class _Hooks:
     def _install(self) -> None:
         plt.__dict__[_DISPATCH] = _dispatch  # left in place when off: a call mid-flight may need it
         self.original_rc_setitem = RcParams.__dict__["__setitem__"]
-        RcParams.__setitem__ = _guarded_rc_setitem  # type: ignore[assignment]
+        RcParams.__setitem__ = _guarded_rc_setitem  # type: ignore[method-assign]
         template = _trampoline.__code__
         for name, func in _compat.pyplot_state_functions().items():
             original = types.FunctionType(func.__code__, func.__globals__, func.__name__, func.__defaults__)

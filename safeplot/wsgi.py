@@ -136,8 +136,6 @@ def _answer_with_figure(
     return answer
 
 
-
-
 WSGIEnviron = dict[str, Any]
 StartResponse = Callable[..., Callable[[bytes], object]]
 WSGIApp = Callable[[WSGIEnviron, StartResponse], Iterable[bytes]]

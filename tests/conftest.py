@@ -17,7 +17,9 @@ from safeplot.guard import hooks
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_python(code: str, *, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, *, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run code in a fresh interpreter with this checkout importable; env adds variables."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MPLBACKEND", "SAFEPLOT_"))}
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
@@ -39,6 +41,8 @@ def clean_pyplot_state() -> Iterator[None]:
     assert not hooks.installed, "pyplot hooks left installed (a middleware request never closed?)"
     assert not safeplot.lock.is_owned(), "test left safeplot.lock held"
     assert leaked == 0, f"test left {leaked} pyplot figures open"
-    changed = [k for k, v in matplotlib.rcParams.items() if k != "backend" and str(rc_before.get(k)) != str(v)]
+    changed = [
+        k for k, v in matplotlib.rcParams.items() if k != "backend" and str(rc_before.get(k)) != str(v)
+    ]
     matplotlib.rcParams.update({k: rc_before[k] for k in changed})
     assert not changed, f"test left rcParams changed: {changed}"

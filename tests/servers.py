@@ -14,12 +14,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from werkzeug.serving import WSGIRequestHandler, make_server
-
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,8 +150,19 @@ def gunicorn_server(workers: int = 2) -> Any:
     """The example app under gunicorn gthread with --preload."""
     return server_process(
         [
-            sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "8", "-w", str(workers),
-            "--preload", "--bind", "127.0.0.1:0", "examples.wsgi_app:app",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-k",
+            "gthread",
+            "--threads",
+            "8",
+            "-w",
+            str(workers),
+            "--preload",
+            "--bind",
+            "127.0.0.1:0",
+            "examples.wsgi_app:app",
         ],
         r"Listening at: http://127\.0\.0\.1:(\d+)",
     )

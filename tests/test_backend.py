@@ -61,9 +61,7 @@ def test_pyplot_imported_first_without_a_choice_is_switched_silently() -> None:
 
 @pytest.mark.parametrize("name", ["svg", "PDF", "agg"])
 def test_non_interactive_backend_named_in_safeplot_backend_is_kept(name: str) -> None:
-    result = run_python(
-        "import safeplot\n" + REPORT, env={"SAFEPLOT_BACKEND": name, "MPLBACKEND": "TkAgg"}
-    )
+    result = run_python("import safeplot\n" + REPORT, env={"SAFEPLOT_BACKEND": name, "MPLBACKEND": "TkAgg"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == name.lower()
 

@@ -22,7 +22,10 @@ from tests.conftest import ROOT
 def test_benchmark_smoke_run(script: str, expected: list[str]) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), "--smoke"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     for text in expected:

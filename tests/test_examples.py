@@ -16,5 +16,8 @@ def test_legacy_callback_example_reports_all_outputs_match() -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "8 threads x 3 renders: 24/24 outputs match the serial render, 0 wrong, 0 errors, 0 figures left open" in result.stdout
+    assert (
+        "8 threads x 3 renders: 24/24 outputs match the serial render, 0 wrong, 0 errors, 0 figures left open"
+        in result.stdout
+    )
     assert "all outputs match" in result.stdout

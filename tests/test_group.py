@@ -91,11 +91,10 @@ def test_group_starts_from_the_rcparams_of_outside() -> None:
 def test_exception_closes_figures_restores_state_releases_lock(outside_figures: list[plt.Figure]) -> None:
     managers = list(Gcf.figs.items())
     before = dict(matplotlib.rcParams)
-    with pytest.raises(Boom):
-        with safeplot.locked() as p:
-            p.figure()
-            p.style.use("ggplot")
-            raise Boom
+    with pytest.raises(Boom), safeplot.locked() as p:
+        p.figure()
+        p.style.use("ggplot")
+        raise Boom
     assert list(Gcf.figs.items()) == managers
     assert dict(matplotlib.rcParams) == before
     assert not safeplot.lock.is_owned()
@@ -205,9 +204,8 @@ def test_timeout_raises_lock_timeout_naming_timeout_and_holder() -> None:
     holder = hold_lock_in_thread(release)
     try:
         started = time.monotonic()
-        with pytest.raises(safeplot.LockTimeout) as caught:
-            with safeplot.locked(timeout=0.3):
-                pytest.fail("entered a group while another thread held the lock")
+        with pytest.raises(safeplot.LockTimeout) as caught, safeplot.locked(timeout=0.3):
+            pytest.fail("entered a group while another thread held the lock")
         waited = time.monotonic() - started
     finally:
         release.set()
@@ -229,9 +227,8 @@ def test_configured_default_timeout_applies_to_groups_and_plain_lock() -> None:
         safeplot.configure(timeout=0.2)
         for enter in (safeplot.locked(), safeplot.lock, safeplot.locked(timeout=0.2)):
             started = time.monotonic()
-            with pytest.raises(safeplot.LockTimeout):
-                with enter:
-                    pass
+            with pytest.raises(safeplot.LockTimeout), enter:
+                pass
             assert 0.2 <= time.monotonic() - started < 5
     finally:
         release.set()

@@ -45,7 +45,7 @@ def recorded() -> Iterator[list[warnings.WarningMessage]]:
 def test_warns_once_per_call_site_for_both_import_styles(recorded: list[warnings.WarningMessage]) -> None:
     safeplot.guard("warn")
     for _ in range(3):
-        figure(); plot([1, 2])  # noqa: E702  # site A: two pyplot functions on one line
+        figure(), plot([1, 2])  # site A: two pyplot functions on one line
         plt.title("t")  # site B
     gcf()  # site C
     found = sorted((w.filename, w.lineno, str(w.message).split("(")[0]) for w in recorded)
@@ -64,7 +64,9 @@ def test_warns_once_per_call_site_for_both_import_styles(recorded: list[warnings
 def test_raise_mode_raises_at_every_call_before_pyplot_runs() -> None:
     safeplot.guard("raise")
     for _ in range(2):
-        with pytest.raises(safeplot.UnlockedPyplotError, match=r"pyplot\.figure\(\) called without safeplot\.lock"):
+        with pytest.raises(
+            safeplot.UnlockedPyplotError, match=r"pyplot\.figure\(\) called without safeplot\.lock"
+        ):
             figure()
         with pytest.raises(RuntimeError, match=r"pyplot\.subplots\(\)"):
             plt.subplots()
@@ -115,7 +117,9 @@ def test_off_leaves_pyplot_exactly_as_it_was() -> None:
     during = pyplot_snapshot()
     assert during["figure"][0] is plt.figure is figure  # same objects, new code
     assert during["figure"][1] is not before["figure"][1]
-    assert {name: inspect.signature(value[0]) for name, value in during.items() if value[1] is not None} == signatures
+    assert {
+        name: inspect.signature(value[0]) for name, value in during.items() if value[1] is not None
+    } == signatures
     safeplot.guard("raise")
     safeplot.guard("off")
     after = pyplot_snapshot()

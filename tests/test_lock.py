@@ -69,9 +69,8 @@ def test_stats_count_acquisitions_waits_timeouts_and_holds() -> None:
     finally:
         release.set()
         holder.join()
-    with safeplot.lock:
-        with safeplot.lock:  # re-entry is not a new acquisition
-            pass
+    with safeplot.lock, safeplot.lock:  # re-entry is not a new acquisition
+        pass
     after = safeplot.stats()
     assert after["acquisitions"] - before["acquisitions"] == 2
     assert after["timeouts"] - before["timeouts"] == 1
@@ -79,8 +78,15 @@ def test_stats_count_acquisitions_waits_timeouts_and_holds() -> None:
     assert after["hold_seconds_max"] >= after["hold_seconds_total"] / after["acquisitions"]
     assert after["holder"] is None
     assert set(after) == {
-        "acquisitions", "waits", "timeouts", "figures_closed", "wait_seconds_total",
-        "wait_seconds_max", "hold_seconds_total", "hold_seconds_max", "holder",
+        "acquisitions",
+        "waits",
+        "timeouts",
+        "figures_closed",
+        "wait_seconds_total",
+        "wait_seconds_max",
+        "hold_seconds_total",
+        "hold_seconds_max",
+        "holder",
     }
 
 
@@ -116,9 +122,8 @@ def test_renderer_agg_lock_is_the_safeplot_lock() -> None:
     thread.start()
     assert held.wait(10)
     try:
-        with pytest.raises(safeplot.LockTimeout, match="legacy"):
-            with safeplot.locked(timeout=0.1):
-                pass
+        with pytest.raises(safeplot.LockTimeout, match="legacy"), safeplot.locked(timeout=0.1):
+            pass
     finally:
         release.set()
         thread.join()

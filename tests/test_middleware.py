@@ -22,9 +22,13 @@ from werkzeug.wrappers import Request, Response
 import safeplot
 from examples import legacy_app
 from safeplot.wsgi import SafeplotMiddleware
-from tests.servers import DropRecordingHandler, ROOT, fetch, fetch_all, server_process, werkzeug_server
+from tests.servers import ROOT, DropRecordingHandler, fetch, fetch_all, server_process, werkzeug_server
 
-LEGACY_PATHS = [f"/{route}/{n}.{ext}" for route, ext in [("sales", "png"), ("trend", "png"), ("share", "svg"), ("bold", "png")] for n in range(6)]
+LEGACY_PATHS = [
+    f"/{route}/{n}.{ext}"
+    for route, ext in [("sales", "png"), ("trend", "png"), ("share", "svg"), ("bold", "png")]
+    for n in range(6)
+]
 
 
 def legacy_server(*extra: str) -> Any:
@@ -59,11 +63,14 @@ def test_legacy_app_behind_the_middleware_under_load(capsys: pytest.CaptureFixtu
     with legacy_server("--unsafe") as server:  # the same app without the one line: reported only
         unsafe = fetch_all(server.base_url, paths, clients=16)
         unsafe_stats = fetch(server.base_url, "/stats").json()
-    unsafe_wrong = sum(1 for path, reply in zip(paths, unsafe) if reply.status != 200 or reply.body != expected[path])
+    unsafe_wrong = sum(
+        1 for path, reply in zip(paths, unsafe) if reply.status != 200 or reply.body != expected[path]
+    )
     with capsys.disabled():
         print(
             f"\n[legacy app] with SafeplotMiddleware: 0/{len(paths)} wrong, 0 figures open; "
-            f"without: {unsafe_wrong}/{len(paths)} wrong or failed, {unsafe_stats['open_figures']} figures open"
+            f"without: {unsafe_wrong}/{len(paths)} wrong or failed, "
+            f"{unsafe_stats['open_figures']} figures open"
         )
 
 

@@ -13,7 +13,13 @@ import safeplot
 from safeplot.render import mimetype, supported_formats
 from tests.plots import SAVE_KW, draw, draw_and_save
 
-MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "svg": b"<?xml", "pdf": b"%PDF-", "jpeg": b"\xff\xd8\xff", "eps": b"%!PS"}
+MAGIC = {
+    "png": b"\x89PNG\r\n\x1a\n",
+    "svg": b"<?xml",
+    "pdf": b"%PDF-",
+    "jpeg": b"\xff\xd8\xff",
+    "eps": b"%!PS",
+}
 
 
 @pytest.mark.parametrize("fmt", sorted(MAGIC))
@@ -42,7 +48,7 @@ def test_render_takes_savefig_options_and_leaves_the_figure_open() -> None:
 
 
 def test_unknown_format_lists_the_supported_ones() -> None:
-    with pytest.raises(ValueError, match="unsupported format 'gif'; supported: .*png.*svg"):
+    with pytest.raises(ValueError, match=r"unsupported format 'gif'; supported: .*png.*svg"):
         safeplot.render(Figure(), format="gif")
     with pytest.raises(ValueError, match="unsupported format 'bmp'"):
         safeplot.render_callback(draw, "line", 1, format="bmp")
@@ -80,7 +86,9 @@ def test_render_callback_prefers_a_returned_figure() -> None:
         plt.figure()  # a later, empty current figure
         return fig
 
-    svg = safeplot.render_callback(returns_figure, "chosen", format="svg", savefig_kwargs={"metadata": {"Date": None}})
+    svg = safeplot.render_callback(
+        returns_figure, "chosen", format="svg", savefig_kwargs={"metadata": {"Date": None}}
+    )
     assert b"chosen" in svg
     assert Gcf.figs == {}
 

@@ -15,7 +15,6 @@ from urllib.parse import parse_qs
 import pytest
 
 from examples.wsgi_app import PLOTS, parse_params, plot_bytes
-from tests.conftest import ROOT
 from tests.servers import ServerProcess, example_server, fetch, fetch_all, gunicorn_server, server_process
 
 SMALL = "width=3&height=2&dpi=50&n=60"
@@ -24,7 +23,9 @@ LOAD_FORMATS = ("png", "svg", "pdf")
 
 def load_paths(total: int, formats: tuple[str, ...] = LOAD_FORMATS) -> list[str]:
     """``total`` requests spread over every kind and format, two seeds each, shuffled."""
-    distinct = [f"/plot/{kind}.{fmt}?{SMALL}&seed={seed}" for kind in PLOTS for fmt in formats for seed in (1, 2)]
+    distinct = [
+        f"/plot/{kind}.{fmt}?{SMALL}&seed={seed}" for kind in PLOTS for fmt in formats for seed in (1, 2)
+    ]
     paths = (distinct * (total // len(distinct) + 1))[:total]
     random.Random(0).shuffle(paths)
     return paths
@@ -79,7 +80,14 @@ def test_gunicorn_two_preloaded_workers_under_load_match_serial_render() -> None
 
 
 def test_waitress_serves_the_same_app() -> None:
-    command = [sys.executable, "-m", "waitress", "--listen=127.0.0.1:0", "--threads=8", "examples.wsgi_app:app"]
+    command = [
+        sys.executable,
+        "-m",
+        "waitress",
+        "--listen=127.0.0.1:0",
+        "--threads=8",
+        "examples.wsgi_app:app",
+    ]
     with server_process(command, r"Serving on http://127\.0\.0\.1:(\d+)") as running:
         paths = load_paths(48)
         replies = fetch_all(running.base_url, paths, clients=8)
@@ -154,7 +162,9 @@ def test_hostile_queries_get_400_or_404_and_the_server_stays_healthy(server: Ser
     assert fetch(server.base_url, "/stats").json()["open_figures"] == 0
 
 
-def test_thousand_requests_grow_rss_by_less_than_30_mb(server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
+def test_thousand_requests_grow_rss_by_less_than_30_mb(
+    server: ServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
     fetch_all(server.base_url, load_paths(100), clients=16)  # warm-up: caches, malloc arenas
     before = server.rss_kib()
     replies = fetch_all(server.base_url, load_paths(1000, formats=("png",)), clients=16)
@@ -162,7 +172,10 @@ def test_thousand_requests_grow_rss_by_less_than_30_mb(server: ServerProcess, ca
     assert {reply.status for reply in replies} == {200}
     growth_mb = (after - before) / 1024
     with capsys.disabled():
-        print(f"\n[memory] 1000 requests: RSS {before / 1024:.1f} MB -> {after / 1024:.1f} MB ({growth_mb:+.1f} MB)")
+        print(
+            f"\n[memory] 1000 requests: RSS {before / 1024:.1f} MB -> {after / 1024:.1f} MB "
+            f"({growth_mb:+.1f} MB)"
+        )
     assert growth_mb < 30
     assert fetch(server.base_url, "/stats").json()["open_figures"] == 0
 
@@ -173,8 +186,14 @@ def find_chromium() -> str | None:
 
 def run_chromium(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={profile}",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
     ]
     return subprocess.run([chromium, *flags, *args], capture_output=True, text=True, timeout=120)
 
@@ -197,8 +216,12 @@ def test_real_browser_loads_every_plot_on_the_page(server: ServerProcess, tmp_pa
 
     screenshot = tmp_path / "page.png"
     shot = run_chromium(
-        chromium, tmp_path / "profile-shot", "--virtual-time-budget=30000", "--window-size=1280,800",
-        f"--screenshot={screenshot}", url,
+        chromium,
+        tmp_path / "profile-shot",
+        "--virtual-time-budget=30000",
+        "--window-size=1280,800",
+        f"--screenshot={screenshot}",
+        url,
     )
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert screenshot.read_bytes().startswith(b"\x89PNG") and screenshot.stat().st_size > 10_000

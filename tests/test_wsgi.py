@@ -15,7 +15,7 @@ from matplotlib._pylab_helpers import Gcf
 from matplotlib.figure import Figure
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Response
 
 import safeplot
 from safeplot.wsgi import image_response, plot_view
@@ -27,7 +27,12 @@ from tests.servers import DropRecordingHandler, fetch, fetch_all, werkzeug_serve
 def test_image_response_sets_mimetype_length_and_no_store() -> None:
     fig = Figure(figsize=(2, 1))
     fig.subplots().plot([1, 2])
-    for fmt, mimetype in [("png", "image/png"), ("svg", "image/svg+xml"), ("pdf", "application/pdf"), ("jpeg", "image/jpeg")]:
+    for fmt, mimetype in [
+        ("png", "image/png"),
+        ("svg", "image/svg+xml"),
+        ("pdf", "application/pdf"),
+        ("jpeg", "image/jpeg"),
+    ]:
         kwargs = SAVE_KW.get(fmt, {})
         with matplotlib.rc_context({"svg.hashsalt": "fixed"}):
             response = image_response(fig, fmt, **kwargs)
@@ -95,7 +100,10 @@ def test_import_without_werkzeug_explains_the_extra() -> None:
     assert core.returncode == 0 and "core ok" in core.stdout, core.stderr
     web = run_python(blocker + "import safeplot.wsgi")
     assert web.returncode != 0
-    assert "ImportError: safeplot.wsgi needs werkzeug >= 2.2; install it with: pip install 'safeplot[wsgi]'" in web.stderr
+    assert (
+        "ImportError: safeplot.wsgi needs werkzeug >= 2.2; install it with: pip install 'safeplot[wsgi]'"
+        in web.stderr
+    )
 
 
 def test_flask_accepts_image_response_and_plot_view() -> None:
@@ -161,7 +169,6 @@ class FaultyApp:
         plt.scatter(range(100_000), range(100_000), s=1)  # about 10 MB of SVG
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
         try:
             endpoint, values = self.urls.bind_to_environ(environ).match()
             response = getattr(self, endpoint)(**values)
@@ -183,7 +190,7 @@ def faulty() -> Iterator[tuple[FaultyApp, str]]:
 
 
 def test_view_raising_mid_plot_gives_500_and_the_server_recovers(faulty: tuple[FaultyApp, str]) -> None:
-    app, url = faulty
+    _, url = faulty
     assert fetch(url, "/boom").status == 500
     replies = fetch_all(url, [f"/ok/{seed}" for seed in range(6)], clients=6)
     assert [r.status for r in replies] == [200] * 6
