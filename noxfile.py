@@ -1,0 +1,66 @@
+"""The support matrix: the whole test suite on each Python × matplotlib × werkzeug corner.
+
+    nox                                  # every session: the full matrix
+    nox -s "tests(oldest)" "tests(newest)"   # the two corners CI runs
+    nox -l                               # list the sessions
+
+Interpreters are looked up on PATH, with pyenv's installed versions put first;
+a session whose interpreter is absent is skipped with a message (an error
+where the CI variable is set).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = False
+
+PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+for bin_dir in sorted(PYENV_VERSIONS.glob("3.*/bin")):
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
+# (id, python, requirements pinned on top of '.[test]')
+MATRIX = [
+    ("oldest", "3.9", ["matplotlib==3.5.*", "werkzeug==2.2.*", "flask==2.2.*", "numpy<2"]),
+    ("py3.10-mpl3.6", "3.10", ["matplotlib==3.6.*", "numpy<2"]),
+    ("py3.11-mpl3.7", "3.11", ["matplotlib==3.7.*", "numpy<2"]),
+    ("py3.11-mpl3.8", "3.11", ["matplotlib==3.8.*"]),
+    ("py3.12-mpl3.9", "3.12", ["matplotlib==3.9.*"]),
+    ("newest", "3.13", ["--upgrade", "matplotlib", "werkzeug", "flask"]),
+]
+
+
+VERSIONS = (
+    "import sys, importlib.metadata as m; print(sys.version.split()[0], "
+    "*(f'{p} {m.version(p)}' for p in ('matplotlib', 'werkzeug', 'numpy')))"
+)
+
+
+@nox.session
+@nox.parametrize(
+    ("python", "requirements"),
+    [(python, requirements) for _, python, requirements in MATRIX],
+    ids=[name for name, _, _ in MATRIX],
+)
+def tests(session: nox.Session, requirements: list[str]) -> None:
+    """The whole test suite against one corner of the matrix."""
+    session.install("-e", ".[test]", *requirements)
+    session.run("python", "-c", VERSIONS)
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=False)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check on the whole repository."""
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=False)
+def typing(session: nox.Session) -> None:
+    """mypy --strict on the package (settings in pyproject.toml)."""
+    session.run("mypy")
