@@ -12,14 +12,13 @@ Prints the added microseconds per call; exits 1 if any exceeds --max-us.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 
-import matplotlib
 import matplotlib.pyplot as plt
+from _machine import header  # benchmarks/ is on sys.path when run as a script
 
 import safeplot
 
@@ -42,10 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds, batch = (3, 100) if args.smoke else (args.rounds, args.batch)
 
-    print(
-        f"# {platform.node()} {platform.machine()}, Python {platform.python_version()}, "
-        f"matplotlib {matplotlib.__version__}, {rounds} rounds x {batch}, {time.strftime('%Y-%m-%d')}"
-    )
+    print(header(f"{rounds} rounds x {batch}"))
     times: dict[tuple[str, str], list[float]] = {}
     with safeplot.locked():
         plt.plot([1, 2])

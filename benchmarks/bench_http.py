@@ -13,7 +13,6 @@ Prints median requests/second and the ratios; exits 1 if a ratio is below its mi
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -21,7 +20,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import matplotlib
+
+from _machine import header  # benchmarks/ is on sys.path when run as a script
 
 from tests.servers import (
     ServerProcess,
@@ -67,11 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds, count = (1, 10) if args.smoke else (args.rounds, args.requests)
 
-    print(
-        f"# {platform.node()} {platform.machine()}, Python {platform.python_version()}, "
-        f"matplotlib {matplotlib.__version__}, {rounds} rounds x {count} requests, "
-        f"{args.clients} clients, {time.strftime('%Y-%m-%d')}"
-    )
+    print(header(f"{rounds} rounds x {count} requests, {args.clients} clients"))
     with ExitStack() as stack:
         servers = {
             "safeplot werkzeug": stack.enter_context(example_server()),

@@ -10,7 +10,6 @@ per entry.  Exits 1 if a full group costs more than --max-ms.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import threading
@@ -20,6 +19,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import matplotlib
+from _machine import header  # benchmarks/ is on sys.path when run as a script
 
 import safeplot
 from safeplot import _group
@@ -77,10 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds, batch = (3, 50) if args.smoke else (args.rounds, args.batch)
 
-    print(
-        f"# {platform.node()} {platform.machine()}, Python {platform.python_version()}, "
-        f"matplotlib {matplotlib.__version__}, {rounds} rounds x {batch}, {time.strftime('%Y-%m-%d')}"
-    )
+    print(header(f"{rounds} rounds x {batch}"))
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     names = list(VARIANTS)
     for round_ in range(rounds):

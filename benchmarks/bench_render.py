@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import io
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+from _machine import header  # benchmarks/ is on sys.path when run as a script
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -145,10 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     kinds = KINDS[:2] if args.smoke else KINDS
     rounds = 3 if args.smoke else args.rounds
 
-    print(
-        f"# {platform.node()} {platform.machine()}, Python {platform.python_version()}, "
-        f"matplotlib {matplotlib.__version__}, {rounds} rounds, {time.strftime('%Y-%m-%d')}"
-    )
+    print(header(f"{rounds} rounds"))
     medians = measure(kinds, rounds)
     print(f"{'kind':<10} {'A oo ms':>8} {'B pyplot ms':>12} {'C safeplot ms':>14} {'B/A':>6} {'C/A':>6}")
     worst = 0.0
