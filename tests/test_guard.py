@@ -14,6 +14,7 @@ from matplotlib._pylab_helpers import Gcf
 from matplotlib.backends.backend_agg import RendererAgg
 
 import safeplot
+from safeplot._compat import pyplot_state_functions
 from tests.conftest import run_python
 
 # Imported before any guard is on, as old modules do at their top.
@@ -115,8 +116,11 @@ def test_off_leaves_pyplot_exactly_as_it_was() -> None:
     signatures = {name: inspect.signature(value[0]) for name, value in before.items() if value[1] is not None}
     safeplot.guard("warn")
     during = pyplot_snapshot()
-    assert during["figure"][0] is plt.figure is figure  # same objects, new code
-    assert during["figure"][1] is not before["figure"][1]
+    swapped = pyplot_state_functions()
+    assert "gcf" in swapped and "gca" in swapped
+    for name in swapped:  # the same function objects, with new code
+        assert during[name][0] is before[name][0] and during[name][1] is not before[name][1], name
+    assert plt.gcf is gcf
     assert {
         name: inspect.signature(value[0]) for name, value in during.items() if value[1] is not None
     } == signatures
