@@ -212,17 +212,17 @@ def test_long_hold_is_logged_once_with_where_the_lock_was_taken(
     slow: tuple[SlowApp, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     app, url = slow
-    safeplot.configure(long_hold=0.2)
+    safeplot.configure(long_hold=0.5)
     with caplog.at_level(logging.WARNING, logger="safeplot"):
         thread, _ = start_slow_request(app, url)
-        app.release.wait(0.4)  # the request holds the lock past the threshold
+        app.release.wait(1.0)  # the request holds the lock past the threshold
         app.release.set()
         thread.join(60)
         fetch(url, "/plot")  # a short hold: not logged
     records = [r for r in caplog.records if r.name == "safeplot"]
     assert len(records) == 1
     message = records[0].getMessage()
-    assert "safeplot.lock was held for" in message and "over 0.2 s" in message
+    assert "safeplot.lock was held for" in message and "over 0.5 s" in message
     assert f"taken at {__file__}:" in message  # SlowApp's first pyplot call
 
 
