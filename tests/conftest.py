@@ -3,8 +3,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import pytest
@@ -27,6 +28,43 @@ def run_python(
     return subprocess.run(
         [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=timeout
     )
+
+
+REPORT = "safeplot report"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first, so that parallel workers share out the quick ones at the end."""
+
+    def expected_seconds(item: pytest.Item) -> float:
+        slow = item.get_closest_marker("slow")
+        return float(slow.kwargs["seconds"]) if slow is not None else 0.0
+
+    items.sort(key=expected_seconds, reverse=True)
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record a measured figure for the run's summary (shown also when tests run in workers)."""
+
+    def record(text: str) -> None:
+        request.node.user_properties.append((REPORT, text))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    lines = [
+        f"{test.nodeid}: {value}"
+        for outcome in ("passed", "failed")
+        for test in terminalreporter.stats.get(outcome, [])
+        for name, value in getattr(test, "user_properties", [])
+        if name == REPORT
+    ]
+    if lines:
+        terminalreporter.section("measured")
+        for line in lines:
+            terminalreporter.line(line)
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,11 @@ from tests.conftest import ROOT
     [
         ("bench_render.py", ["B/A", "C/A", "line", "scatter"]),
         ("bench_overhead.py", ["threading.RLock", "locked() without rcParams isolation", "locked()"]),
-        ("bench_http.py", ["safeplot / OO (werkzeug threaded):", "gunicorn 2 workers / 1 worker:"]),
+        pytest.param(
+            "bench_http.py",
+            ["safeplot / OO (werkzeug threaded):", "gunicorn 2 workers / 1 worker:"],
+            marks=pytest.mark.slow(seconds=35),
+        ),
         ("bench_guard.py", ["plt.gcf()", "plt.xlim()", "added us"]),
     ],
 )

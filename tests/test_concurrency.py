@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import matplotlib
+import pytest
 from matplotlib._pylab_helpers import Gcf
 
 import safeplot
@@ -19,6 +20,7 @@ def job(thread: int, n: int) -> tuple[str, int, str]:
     return KINDS[index % len(KINDS)], index, FORMATS[index % len(FORMATS)]
 
 
+@pytest.mark.slow(seconds=45)
 def test_threads_render_byte_identical_to_serial() -> None:
     rc_before = dict(matplotlib.rcParams)
     jobs = [job(t, n) for t in range(THREADS) for n in range(RENDERS_PER_THREAD)]

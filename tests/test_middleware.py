@@ -9,7 +9,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import matplotlib
@@ -48,7 +48,8 @@ def serial_legacy_render() -> dict[str, bytes]:
     return rendered
 
 
-def test_legacy_app_behind_the_middleware_under_load(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.slow(seconds=80)
+def test_legacy_app_behind_the_middleware_under_load(report: Callable[[str], None]) -> None:
     expected = serial_legacy_render()
     assert Gcf.figs == {} and plt.rcParams["lines.linewidth"] == matplotlib.rcParamsDefault["lines.linewidth"]
     paths = [LEGACY_PATHS[(i * 7) % len(LEGACY_PATHS)] for i in range(432)]
@@ -66,12 +67,11 @@ def test_legacy_app_behind_the_middleware_under_load(capsys: pytest.CaptureFixtu
     unsafe_wrong = sum(
         1 for path, reply in zip(paths, unsafe) if reply.status != 200 or reply.body != expected[path]
     )
-    with capsys.disabled():
-        print(
-            f"\n[legacy app] with SafeplotMiddleware: 0/{len(paths)} wrong, 0 figures open; "
-            f"without: {unsafe_wrong}/{len(paths)} wrong or failed, "
-            f"{unsafe_stats['open_figures']} figures open"
-        )
+    report(
+        f"legacy app with SafeplotMiddleware: 0/{len(paths)} wrong, 0 figures open; "
+        f"without: {unsafe_wrong}/{len(paths)} wrong or failed, "
+        f"{unsafe_stats['open_figures']} figures open"
+    )
 
 
 class SlowApp:

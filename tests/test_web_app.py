@@ -8,7 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -70,15 +70,18 @@ def test_page_health_and_stats(server: ServerProcess) -> None:
     assert set(fetch(server.base_url, "/stats").json()) >= {"acquisitions", "open_figures", "holder"}
 
 
+@pytest.mark.slow(seconds=75)
 def test_werkzeug_threaded_server_under_load_matches_serial_render(server: ServerProcess) -> None:
     assert_load_served_correctly(server)
 
 
+@pytest.mark.slow(seconds=45)
 def test_gunicorn_two_preloaded_workers_under_load_match_serial_render() -> None:
     with gunicorn_server(workers=2) as running:
         assert_load_served_correctly(running)
 
 
+@pytest.mark.slow(seconds=15)
 def test_waitress_serves_the_same_app() -> None:
     command = [
         sys.executable,
@@ -162,8 +165,9 @@ def test_hostile_queries_get_400_or_404_and_the_server_stays_healthy(server: Ser
     assert fetch(server.base_url, "/stats").json()["open_figures"] == 0
 
 
+@pytest.mark.slow(seconds=150)
 def test_thousand_requests_grow_rss_by_less_than_30_mb(
-    server: ServerProcess, capsys: pytest.CaptureFixture[str]
+    server: ServerProcess, report: Callable[[str], None]
 ) -> None:
     fetch_all(server.base_url, load_paths(100), clients=16)  # warm-up: caches, malloc arenas
     before = server.rss_kib()
@@ -171,12 +175,9 @@ def test_thousand_requests_grow_rss_by_less_than_30_mb(
     after = server.rss_kib()
     assert {reply.status for reply in replies} == {200}
     growth_mb = (after - before) / 1024
-    with capsys.disabled():
-        print(
-            f"\n[memory] 1000 requests: RSS {before / 1024:.1f} MB -> {after / 1024:.1f} MB "
-            f"({growth_mb:+.1f} MB)"
-        )
-    assert growth_mb < 30
+    measured = f"1000 requests: RSS {before / 1024:.1f} MB -> {after / 1024:.1f} MB ({growth_mb:+.1f} MB)"
+    report(measured)
+    assert growth_mb < 30, measured
     assert fetch(server.base_url, "/stats").json()["open_figures"] == 0
 
 
