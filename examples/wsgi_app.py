@@ -10,6 +10,9 @@ Routes:
     /healthz                "ok", never touches pyplot
     /stats                  JSON of safeplot.stats() and the number of open figures
 
+A request waits at most 10 s for the plotting lock, then answers 503
+(SAFEPLOT_TIMEOUT in the environment sets another limit).
+
 The plotting functions below are written the old way (module-level ``plt``
 calls, no figure handles, no ``plt.close``); only ``safeplot.wsgi.plot_view``
 makes them safe.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -38,7 +42,12 @@ import safeplot
 from safeplot.render import supported_formats
 from safeplot.wsgi import plot_view
 
-LOCK_TIMEOUT = 10.0  # seconds a request waits for the plotting lock before a 503
+# A request waits for the plotting lock at most this many seconds, then answers
+# 503; where SAFEPLOT_TIMEOUT is set in the environment, that applies instead.
+LOCK_TIMEOUT = 10.0
+VIEW_OPTIONS: dict[str, Any] = (
+    {} if os.environ.get("SAFEPLOT_TIMEOUT", "").strip() else {"timeout": LOCK_TIMEOUT}
+)
 FORMATS = [fmt for fmt in ("png", "svg", "pdf", "jpeg", "webp") if fmt in supported_formats()]
 # Fixed metadata, so that the same query always gives the same bytes.
 SAVE_OPTIONS: dict[str, dict[str, Any]] = {
@@ -224,10 +233,16 @@ def draw(kind: str, p: Params) -> None:
     PLOTS[kind](p)
 
 
+# The legacy functions made safe by plot_view, one view per output format.
+PLOT_VIEWS = {
+    fmt: plot_view(format=fmt, **VIEW_OPTIONS, **SAVE_OPTIONS.get(fmt, {}))(draw) for fmt in FORMATS
+}
+
+
 def plot_response(kind: str, fmt: str, p: Params) -> Response:
-    """The image response for one plot: the legacy function made safe by plot_view."""
-    view = plot_view(format=fmt, timeout=LOCK_TIMEOUT, **SAVE_OPTIONS.get(fmt, {}))(draw)
-    return view(kind, p)
+    """The image response for one plot."""
+    response: Response = PLOT_VIEWS[fmt](kind, p)
+    return response
 
 
 def plot_bytes(kind: str, fmt: str, p: Params) -> bytes:

@@ -14,7 +14,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from examples.wsgi_app import PLOTS, parse_params, plot_bytes
+from examples.wsgi_app import PLOTS, VIEW_OPTIONS, parse_params, plot_bytes
+from tests.conftest import run_python
 from tests.servers import ServerProcess, example_server, fetch, fetch_all, gunicorn_server, server_process
 
 SMALL = "width=3&height=2&dpi=50&n=60"
@@ -179,6 +180,29 @@ def test_thousand_requests_grow_rss_by_less_than_30_mb(
     report(measured)
     assert growth_mb < 30, measured
     assert fetch(server.base_url, "/stats").json()["open_figures"] == 0
+
+
+def test_lock_timeout_is_10_s_unless_safeplot_timeout_says_otherwise() -> None:
+    assert VIEW_OPTIONS == {"timeout": 10.0}  # this process has no SAFEPLOT_TIMEOUT
+    code = (
+        "import threading, time\n"
+        "import safeplot\n"
+        "from examples.wsgi_app import Params, plot_response\n"
+        "held, done = threading.Event(), threading.Event()\n"
+        "def hold():\n"
+        "    with safeplot.lock:\n"
+        "        held.set(); done.wait(60)\n"
+        "threading.Thread(target=hold).start(); held.wait(60)\n"
+        "started = time.monotonic()\n"
+        "response = plot_response('line', 'png', Params())\n"
+        "print(response.status_code, response.headers['Retry-After'], round(time.monotonic() - started, 1))\n"
+        "done.set()\n"
+    )
+    result = run_python(code, env={"SAFEPLOT_TIMEOUT": "0.3"})
+    assert result.returncode == 0, result.stderr
+    status, retry_after, waited = result.stdout.split()
+    assert (status, retry_after) == ("503", "1")
+    assert 0.3 <= float(waited) < 5
 
 
 def find_chromium() -> str | None:
