@@ -166,22 +166,28 @@ class PlotLock:
         if self._depth:
             return
         held = time.monotonic() - self._acquired_at
-        holder, taken_at = self._owner_name, self._taken_at
-        self._owner = None
-        self._owner_name = None
-        with self._stats_mutex:
-            stats = self._stats
-            stats.hold_seconds_total += held
-            stats.hold_seconds_max = max(stats.hold_seconds_max, held)
-        self._mutex.release()
+        try:
+            # Logged while still held, so that whoever takes the lock next
+            # finds the record already written.
+            self._log_long_hold(held)
+        finally:
+            self._owner = None
+            self._owner_name = None
+            with self._stats_mutex:
+                stats = self._stats
+                stats.hold_seconds_total += held
+                stats.hold_seconds_max = max(stats.hold_seconds_max, held)
+            self._mutex.release()
+
+    def _log_long_hold(self, held: float) -> None:
         long_hold = self.long_hold
-        if long_hold is not None and held > long_hold and taken_at is not None:
-            filename, lineno, _ = taken_at
+        if long_hold is not None and held > long_hold and self._taken_at is not None:
+            filename, lineno, _ = self._taken_at
             logger.warning(
                 "safeplot.lock was held for %.2f s (over %g s) by thread %r; taken at %s:%d",
                 held,
                 long_hold,
-                holder,
+                self._owner_name,
                 filename,
                 lineno,
             )
