@@ -38,7 +38,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     def expected_seconds(item: pytest.Item) -> float:
         slow = item.get_closest_marker("slow")
-        return float(slow.kwargs["seconds"]) if slow is not None else 0.0
+        if slow is None:
+            return 0.0
+        if "seconds" not in slow.kwargs:
+            raise pytest.UsageError(f"{item.nodeid}: write @pytest.mark.slow(seconds=...)")
+        return float(slow.kwargs["seconds"])
 
     items.sort(key=expected_seconds, reverse=True)
 
