@@ -32,6 +32,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.mathtext import MathTextParser
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 from werkzeug.routing import Map, Rule
@@ -39,7 +40,6 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 import safeplot
-from safeplot.render import supported_formats
 from safeplot.wsgi import plot_view
 
 # A request waits for the plotting lock at most this many seconds, then answers
@@ -48,7 +48,9 @@ LOCK_TIMEOUT = 10.0
 VIEW_OPTIONS: dict[str, Any] = (
     {} if os.environ.get("SAFEPLOT_TIMEOUT", "").strip() else {"timeout": LOCK_TIMEOUT}
 )
-FORMATS = [fmt for fmt in ("png", "svg", "pdf", "jpeg", "webp") if fmt in supported_formats()]
+FORMATS = [
+    fmt for fmt in ("png", "svg", "pdf", "jpeg", "webp") if fmt in FigureCanvasBase.get_supported_filetypes()
+]
 # Fixed metadata, so that the same query always gives the same bytes.
 SAVE_OPTIONS: dict[str, dict[str, Any]] = {
     "svg": {"metadata": {"Date": None}},

@@ -13,10 +13,10 @@ _defer_savefig_redraw()
 from ._compat import alias_renderer_agg_lock as _alias_renderer_agg_lock  # noqa: E402
 from ._errors import LockTimeout, SafeplotWarning, UnlockedPyplotError  # noqa: E402
 from ._group import locked  # noqa: E402
+from ._guard import guard  # noqa: E402
+from ._guard import guard_from_env as _guard_from_env  # noqa: E402
 from ._lock import configure, lock, stats  # noqa: E402
-from .guard import guard  # noqa: E402
-from .guard import guard_from_env as _guard_from_env  # noqa: E402
-from .render import render, render_callback  # noqa: E402
+from ._render import render, render_callback  # noqa: E402
 
 _alias_renderer_agg_lock(lock)
 _guard_from_env()

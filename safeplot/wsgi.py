@@ -21,9 +21,9 @@ from matplotlib.figure import Figure
 
 from ._errors import LockTimeout
 from ._group import _Group, check_lockable, locked
+from ._guard import hooks, thread_state
 from ._lock import _UNSET, check_timeout
-from .guard import hooks, thread_state
-from .render import check_format, figure_drawn_by, mimetype, render
+from ._render import check_format, figure_drawn_by, mimetype, render
 
 __all__ = ["SafeplotMiddleware", "image_response", "plot_view"]
 

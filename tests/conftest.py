@@ -12,8 +12,8 @@ import pytest
 from matplotlib._pylab_helpers import Gcf
 
 import safeplot
+from safeplot._guard import hooks
 from safeplot._lock import DEFAULT_LONG_HOLD
-from safeplot.guard import hooks
 
 ROOT = Path(__file__).resolve().parent.parent
 

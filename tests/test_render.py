@@ -10,7 +10,7 @@ from matplotlib._pylab_helpers import Gcf
 from matplotlib.figure import Figure
 
 import safeplot
-from safeplot.render import mimetype, supported_formats
+from safeplot._render import mimetype, supported_formats
 from tests.plots import SAVE_KW, draw, draw_and_save
 
 MAGIC = {
