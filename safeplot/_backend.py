@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import os
 import sys
+import types
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from . import _compat
 from ._errors import SafeplotWarning
@@ -126,25 +129,40 @@ for _name in _compat.AGG_PIXEL_READERS:
     setattr(DeferredDrawCanvasAgg, _name, _draws_first(_name))
 
 
+def _deferred_savefig(*args: Any, **kwargs: Any) -> Any:
+    # Becomes the code of pyplot.savefig, so it runs with pyplot's globals (gcf
+    # is pyplot's): matplotlib's warnings skip its frame as they skip any of
+    # matplotlib's and point at the caller's line, as with stock savefig.
+    fig = gcf()  # type: ignore[name-defined]  # noqa: F821
+    result = fig.savefig(*args, **kwargs)
+    _safeplot_after_savefig(fig)  # type: ignore[name-defined]  # noqa: F821
+    return result
+
+
+def _after_savefig(fig: Figure) -> None:
+    """What stock pyplot.savefig does after saving, with the Agg redraw deferred."""
+    canvas = fig.canvas
+    if type(canvas) in (FigureCanvasAgg, DeferredDrawCanvasAgg) and not _compat.has_layout_engine(fig):
+        canvas.__class__ = DeferredDrawCanvasAgg
+        canvas._safeplot_draw_pending = True  # type: ignore[attr-defined]
+    else:
+        canvas.draw_idle()  # what stock pyplot does
+
+
 def defer_savefig_redraw() -> None:
-    """Make ``pyplot.savefig`` defer its trailing redraw on Agg canvases (once per process)."""
+    """Make ``pyplot.savefig`` defer its trailing redraw on Agg canvases (once per process).
+
+    The code of matplotlib's own ``savefig`` function is swapped, so names
+    imported earlier with ``from matplotlib.pyplot import savefig`` get it too.
+    If an app put another function in its place, pyplot is left as it is.
+    """
     import matplotlib.pyplot as plt
 
-    stock_savefig = plt.savefig
-    if getattr(stock_savefig, "_safeplot_deferred", False):
+    savefig = plt.__dict__.get("savefig")
+    if getattr(savefig, "_safeplot_deferred", False) or not _compat.is_matplotlibs_own(savefig):
         return
-
-    @functools.wraps(stock_savefig)
-    def savefig(*args: Any, **kwargs: Any) -> Any:
-        fig = plt.gcf()
-        fig.savefig(*args, **kwargs)
-        canvas = fig.canvas
-        if type(canvas) in (FigureCanvasAgg, DeferredDrawCanvasAgg) and not _compat.has_layout_engine(fig):
-            canvas.__class__ = DeferredDrawCanvasAgg
-            canvas._safeplot_draw_pending = True  # type: ignore[attr-defined]
-        else:
-            canvas.draw_idle()  # what stock pyplot does
-        return None
-
+    assert isinstance(savefig, types.FunctionType)
+    plt.__dict__["_safeplot_after_savefig"] = _after_savefig
+    savefig.__signature__ = inspect.signature(savefig)  # type: ignore[attr-defined]
+    savefig.__code__ = _deferred_savefig.__code__.replace(co_name="savefig")
     savefig._safeplot_deferred = True  # type: ignore[attr-defined]
-    plt.savefig = savefig

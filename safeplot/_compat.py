@@ -6,12 +6,13 @@ between versions; the rest of the package never tests a version itself.
 
 from __future__ import annotations
 
+import os
 import types
 from collections.abc import Iterable
 from typing import Any, cast
 
 import matplotlib
-from matplotlib import rcsetup
+from matplotlib import RcParams, rcsetup
 from matplotlib._pylab_helpers import Gcf
 from matplotlib.backend_bases import FigureManagerBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
@@ -135,21 +136,117 @@ PYPLOT_STATE_FUNCTIONS = (
 )
 
 
-def pyplot_state_functions() -> dict[str, types.FunctionType]:
-    """Those of :data:`PYPLOT_STATE_FUNCTIONS` this pyplot has as plain functions.
+def is_matplotlibs_own(func: object) -> bool:
+    """Whether ``func`` is a plain function defined in matplotlib's own source.
 
-    A function with a closure (one wrapped by a decorator in some version) is
-    left out: its code cannot be swapped for one without that closure.  The
-    pyplot functions it calls are still in the list.
+    A replacement an app put in its place (a lambda, a ``functools.partial``, a
+    mock) is not; nor is a function with a closure (one wrapped by a decorator
+    in some version), whose code cannot be swapped for one without it.
+    """
+    return (
+        isinstance(func, types.FunctionType)
+        and not func.__closure__
+        and func.__code__.co_filename.startswith(_MATPLOTLIB_DIR)
+    )
+
+
+_MATPLOTLIB_DIR = os.path.join(os.path.dirname(os.path.abspath(matplotlib.__file__)), "")
+
+
+def pyplot_state_functions() -> dict[str, types.FunctionType]:
+    """Those of :data:`PYPLOT_STATE_FUNCTIONS` this pyplot has as matplotlib's own plain functions.
+
+    The pyplot functions a left-out one calls are still in the list.
     """
     import matplotlib.pyplot as plt
 
     found = {name: getattr(plt, name, None) for name in PYPLOT_STATE_FUNCTIONS}
-    return {
-        name: func
-        for name, func in found.items()
-        if isinstance(func, types.FunctionType) and not func.__closure__
+    return {name: cast(types.FunctionType, f) for name, f in found.items() if is_matplotlibs_own(f)}
+
+
+def _unwrapped(func: Any) -> Any:
+    """The generator function behind a ``contextlib.contextmanager`` (what it calls on entry)."""
+    return getattr(func, "__wrapped__", func)
+
+
+def shared_state_functions() -> dict[str, types.FunctionType]:
+    """matplotlib's functions outside pyplot that change its process-wide state.
+
+    Keys are the names the guard reports.  ``style.context`` and ``rc_context``
+    are context managers: the function listed is the generator they call on
+    entry, so a check there runs before any ``rcParams`` are copied.
+    """
+    import matplotlib.style
+
+    candidates = {
+        "matplotlib.style.use": matplotlib.style.use,
+        "matplotlib.style.context": _unwrapped(matplotlib.style.context),
+        "matplotlib.style.reload_library": matplotlib.style.reload_library,
+        "matplotlib.rc_context": _unwrapped(matplotlib.rc_context),
+        "matplotlib.rc": matplotlib.rc,
+        "matplotlib.rcdefaults": matplotlib.rcdefaults,
+        "matplotlib.rc_file": matplotlib.rc_file,
+        "matplotlib.rc_file_defaults": matplotlib.rc_file_defaults,
+        "matplotlib.colormaps.register": type(matplotlib.colormaps).register,
     }
+    sequences = getattr(matplotlib, "color_sequences", None)  # matplotlib >= 3.6
+    if sequences is not None:
+        candidates["matplotlib.color_sequences.register"] = type(sequences).register
+    return {name: cast(types.FunctionType, f) for name, f in candidates.items() if is_matplotlibs_own(f)}
+
+
+def touch_functions() -> dict[str, types.FunctionType]:
+    """matplotlib's functions whose call reads its process-wide state: making an artist, reading rcParams."""
+    from matplotlib.artist import Artist
+
+    candidates = {"Artist.__init__": Artist.__init__, "rcParams.__getitem__": RcParams.__getitem__}
+    return {name: cast(types.FunctionType, f) for name, f in candidates.items() if is_matplotlibs_own(f)}
+
+
+def rcparams_setitem() -> types.FunctionType:
+    """``RcParams.__setitem__``, the one way ``rcParams[key] = value`` and ``update`` write."""
+    return cast(types.FunctionType, RcParams.__setitem__)
+
+
+# --- registries a group puts back as it found them ----------------------------
+
+RegistrySnapshot = tuple[dict[Any, Any], ...]
+
+
+def _registries() -> tuple[dict[Any, Any], ...]:
+    """The dicts behind the units registry and the colormap and color-sequence registries."""
+    import matplotlib.units
+
+    found: list[dict[Any, Any]] = [matplotlib.units.registry, matplotlib.colormaps._cmaps]  # type: ignore[attr-defined]
+    sequences = getattr(matplotlib, "color_sequences", None)  # matplotlib >= 3.6
+    if sequences is not None:
+        found.append(sequences._color_sequences)
+    return tuple(found)
+
+
+def snapshot_registries() -> RegistrySnapshot:
+    """Shallow copies of the registries (the converters and colormaps themselves are shared)."""
+    return tuple(dict(registry) for registry in _registries())
+
+
+def restore_registries(snapshot: RegistrySnapshot) -> None:
+    """Put back a :func:`snapshot_registries` copy, touching only the entries that changed.
+
+    Entries are compared by identity (a colormap's ``==`` compares its whole
+    lookup table), and the dicts are never cleared, so a thread reading a
+    registry without the lock never finds it empty.
+    """
+    for registry, saved in zip(_registries(), snapshot):
+        if len(registry) == len(saved) and all(registry.get(k, _MISSING) is v for k, v in saved.items()):
+            continue
+        for key in [key for key in registry if key not in saved]:
+            del registry[key]
+        for key, value in saved.items():
+            if registry.get(key, _MISSING) is not value:
+                dict.__setitem__(registry, key, value)
+
+
+_MISSING = object()
 
 
 def has_layout_engine(fig: Figure) -> bool:

@@ -23,17 +23,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 class _Frame:
     """What one entered group must put back when it ends."""
 
-    __slots__ = ("hidden", "present", "rc")
+    __slots__ = ("hidden", "present", "rc", "registries")
 
     def __init__(
         self,
         hidden: dict[Any, FigureManagerBase] | None,
         present: set[FigureManagerBase],
-        rc: _compat.RcSnapshot,
     ) -> None:
         self.hidden = hidden  # figures of outside, set aside by an outermost group
         self.present = present  # figures a nested group found open, and leaves open
-        self.rc = rc
+        self.rc = _compat.snapshot_rcparams()
+        self.registries = _compat.snapshot_registries()  # units, colormaps, color sequences
 
 
 class _Frames(threading.local):
@@ -88,11 +88,10 @@ class _Group:
         timeout = lock.default_timeout if self._timeout is _UNSET else self._timeout
         lock.acquire_within(timeout)
         try:
-            rc = _compat.snapshot_rcparams()
             if _frames.stack:
-                frame = _Frame(None, set(Gcf.figs.values()), rc)
+                frame = _Frame(None, set(Gcf.figs.values()))
             else:
-                frame = _Frame(dict(Gcf.figs), set(), rc)
+                frame = _Frame(dict(Gcf.figs), set())
                 Gcf.figs.clear()
             _frames.stack.append(frame)
         except BaseException:
@@ -116,6 +115,7 @@ class _Group:
                     Gcf.figs.clear()
                     Gcf.figs.update(frame.hidden)
                 _compat.restore_rcparams(frame.rc)
+                _compat.restore_registries(frame.registries)
         finally:
             lock.release()
 
@@ -148,9 +148,11 @@ def locked(func: Callable[..., Any] | None = None, /, *, timeout: float | None =
     pyplot figures visible (those of outside are set aside, not closed) and the
     ``rcParams`` of outside.  When it ends, normally or by an exception, every
     figure opened in it is closed, every ``rcParams``/``plt.style.use`` change
-    is undone, the figures of outside come back as they were, and the lock is
-    released.  A nested group in the same thread sees the outer group's
-    figures and closes only those it opened.
+    is undone, so are changes to the units registry and the colormap and
+    color-sequence registries, the figures of outside come back as they were,
+    and the lock is released.  A nested group in the same thread sees the
+    outer group's figures, closes only those it opened and undoes only its
+    own changes.
 
     ``timeout`` (seconds; None waits forever) defaults to the value set with
     :func:`safeplot.configure`.  Raises :class:`safeplot.LockTimeout` when the

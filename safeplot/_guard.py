@@ -1,20 +1,25 @@
-"""Detection of pyplot use outside the lock.
+"""Detection of use of matplotlib's shared state outside the lock: the hooks.
 
-pyplot's state (the figure registry, the current figure and axes, rcParams
-through pyplot) is reached through a few functions: ``figure``, ``gcf``,
-``gca``, ``close``, ``rc``...; every other pyplot function calls one of them.
-While hooks are on, each of those functions, and setting an item of
-``matplotlib.rcParams``, checks first whether the calling thread holds
-:data:`safeplot.lock`.  The check is made inside the
+pyplot's state (the figure registry, the current figure and axes) is reached
+through a few functions: ``figure``, ``gcf``, ``gca``, ``close``, ``rc``...;
+every other pyplot function calls one of them.  Beside those, the hooks check
+the functions that change matplotlib's other process-wide state (``style.use``
+and ``style.context``, ``rc_context``, ``rc``, the colormap registries),
+setting and reading an item of ``matplotlib.rcParams``, and making an artist.
+
+While hooks are on, each of those functions first checks whether the calling
+thread holds :data:`safeplot.lock`.  The check is made inside matplotlib's
 function objects themselves (their code is swapped for a small trampoline),
 so names imported with ``from matplotlib.pyplot import figure`` before the
 hooks went on are caught too; turning them off puts the original code back.
-(The one name the trampolines call, ``pyplot._safeplot_pyplot_call``, stays
+Only the function objects found when safeplot is imported are swapped: a
+replacement an app binds to the same name is never touched.  (The one name
+the trampolines call, ``_safeplot_hooked`` in those modules' globals, stays
 once set: a thread may be about to call it while the hooks go off.)
 
-Two users turn the hooks on: :func:`guard` (report the calls) and
-``safeplot.wsgi.SafeplotMiddleware`` (take the lock on a request's first
-pyplot call).
+Two users turn the hooks on: :func:`guard` (report unlocked pyplot calls and
+changes of shared state; reads are not reported) and the middlewares of
+``safeplot.wsgi`` (take the lock at a request's first touch of shared state).
 """
 
 from __future__ import annotations
@@ -28,8 +33,6 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import matplotlib
-import matplotlib.pyplot as plt
-from matplotlib import RcParams
 
 from . import _compat
 from ._errors import SafeplotWarning, UnlockedPyplotError
@@ -38,26 +41,66 @@ from ._lock import call_site, lock
 GUARD_ENV = "SAFEPLOT_GUARD"
 MODES = ("warn", "raise", "off")
 Mode = Literal["warn", "raise", "off"]
-_DISPATCH = "_safeplot_pyplot_call"  # the name the trampolines call, in pyplot's globals
+# The name the trampolines call, put in the globals of each module whose functions are hooked.
+_DISPATCH = "_safeplot_hooked"
 
 
 def _trampoline(*args: Any, **kwargs: Any) -> Any:
-    return _safeplot_pyplot_call("__name__", args, kwargs)  # type: ignore[name-defined]  # noqa: F821
+    # Runs as the hooked function itself, with its module's globals; the check
+    # returns before the original runs, so a warning matplotlib raises inside
+    # the original still points at the caller's line, not at safeplot.
+    return _safeplot_hooked("__key__", args)(*args, **kwargs)  # type: ignore[name-defined]  # noqa: F821
+
+
+# What a hooked function is, for the report of an unlocked call:
+PYPLOT = "pyplot"  # a pyplot function: reported
+STATE = "state"  # a function changing matplotlib's shared state: reported
+RC_SET = "rc_set"  # setting an item of rcParams: reported
+TOUCH = "touch"  # reading shared state (making an artist, reading rcParams): not reported
+
+
+class _Target:
+    """One of matplotlib's functions that the hooks check, and how to put it back."""
+
+    __slots__ = ("function", "kind", "original", "saved", "signature")
+
+    def __init__(self, function: types.FunctionType, kind: str) -> None:
+        self.function = function
+        self.kind = kind
+        # A copy that runs the original code: what the trampoline calls.
+        self.original = types.FunctionType(
+            function.__code__, function.__globals__, function.__name__, function.__defaults__
+        )
+        self.original.__kwdefaults__ = function.__kwdefaults__
+        self.original.__qualname__ = function.__qualname__
+        self.signature: inspect.Signature | None = None
+        self.saved: tuple[types.CodeType, dict[str, Any]] | None = None
+
+
+def _find_targets() -> dict[str, _Target]:
+    """matplotlib's own functions to hook, found once at import, before an app can replace them."""
+    targets = {f"pyplot.{name}": _Target(f, PYPLOT) for name, f in _compat.pyplot_state_functions().items()}
+    targets.update({name: _Target(f, STATE) for name, f in _compat.shared_state_functions().items()})
+    targets.update({name: _Target(f, TOUCH) for name, f in _compat.touch_functions().items()})
+    targets["rcParams.__setitem__"] = _Target(_compat.rcparams_setitem(), RC_SET)
+    return targets
 
 
 class _Hooks:
-    """The swapped pyplot functions, installed while at least one user needs them."""
+    """The swapped functions, installed while at least one user needs them.
+
+    Only the function objects found at import are ever changed, never what an
+    app later binds to the same names (``plt.show = lambda *a, **k: None``).
+    """
 
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._users = 0
-        self._originals: dict[str, Callable[..., Any]] = {}  # name -> a copy running the original code
-        self._saved: dict[str, tuple[types.CodeType, dict[str, Any]]] = {}
-        self.original_rc_setitem: Callable[..., None] = RcParams.__setitem__
+        self.targets = _find_targets()
 
     @property
     def installed(self) -> bool:
-        return bool(self._saved)
+        return self._users > 0
 
     def use(self) -> None:
         with self._mutex:
@@ -72,42 +115,32 @@ class _Hooks:
                 self._uninstall()
 
     def _install(self) -> None:
-        plt.__dict__[_DISPATCH] = _dispatch  # left in place when off: a call mid-flight may need it
-        self.original_rc_setitem = RcParams.__dict__["__setitem__"]
-        RcParams.__setitem__ = _guarded_rc_setitem  # type: ignore[method-assign]
         template = _trampoline.__code__
-        for name, func in _compat.pyplot_state_functions().items():
-            original = types.FunctionType(func.__code__, func.__globals__, func.__name__, func.__defaults__)
-            original.__kwdefaults__ = func.__kwdefaults__
-            original.__annotations__ = func.__annotations__
-            original.__qualname__ = func.__qualname__
-            self._originals[name] = original
-            self._saved[name] = (func.__code__, dict(func.__dict__))
-            func.__signature__ = inspect.signature(func)  # type: ignore[attr-defined]  # before the swap
-            consts = tuple(name if const == "__name__" else const for const in template.co_consts)
+        for key, target in self.targets.items():
+            func = target.function
+            func.__globals__[_DISPATCH] = _dispatch  # left in place when off: a call mid-flight may need it
+            if target.signature is None:
+                target.signature = inspect.signature(func)
+            target.saved = (func.__code__, dict(func.__dict__))
+            func.__signature__ = target.signature  # type: ignore[attr-defined]  # as it was before the swap
+            consts = tuple(key if const == "__key__" else const for const in template.co_consts)
             func.__code__ = template.replace(co_consts=consts, co_name=func.__code__.co_name)
 
     def _uninstall(self) -> None:
-        RcParams.__setitem__ = self.original_rc_setitem  # type: ignore[method-assign]
-        functions = _compat.pyplot_state_functions()
-        for name, (code, attributes) in self._saved.items():
-            func = functions[name]
-            func.__code__ = code
-            func.__dict__.clear()
-            func.__dict__.update(attributes)
-        self._saved.clear()
-
-    def original(self, name: str) -> Callable[..., Any]:
-        return self._originals[name]
-
-
-hooks = _Hooks()
+        for target in self.targets.values():
+            if target.saved is None:
+                continue
+            code, attributes = target.saved
+            target.function.__code__ = code
+            target.function.__dict__.clear()
+            target.function.__dict__.update(attributes)
+            target.saved = None
 
 
 class _ThreadState(threading.local):
     def __init__(self) -> None:
-        # Called instead of reporting when this thread makes an unlocked pyplot
-        # call; the middleware sets it to take the lock for its request.
+        # Called instead of reporting when this thread makes an unlocked call;
+        # the middleware sets it to take the lock for its request.
         self.on_unlocked_call: Callable[[], None] | None = None
 
 
@@ -117,27 +150,31 @@ _reported: set[tuple[str, int, str]] = set()
 _reported_mutex = threading.Lock()
 
 
-def _dispatch(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _dispatch(key: str, args: tuple[Any, ...]) -> Callable[..., Any]:
+    target = hooks.targets[key]
     if lock._owner != threading.get_ident():
-        _unlocked_call(name)
-    return hooks.original(name)(*args, **kwargs)
+        _unlocked_call(key, target.kind, args)
+    return target.original
 
 
-def _guarded_rc_setitem(params: RcParams, key: str, value: Any) -> None:
-    if lock._owner != threading.get_ident() and params is matplotlib.rcParams:
-        _unlocked_call("", rc_key=key)
-    hooks.original_rc_setitem(params, key, value)
-
-
-def _unlocked_call(hooked: str, rc_key: str | None = None) -> None:
+def _unlocked_call(key: str, kind: str, args: tuple[Any, ...]) -> None:
+    if key.startswith("rcParams.") and (not args or args[0] is not matplotlib.rcParams):
+        return  # another RcParams object (a copy, the defaults): not shared state
     handler = thread_state.on_unlocked_call
     if handler is not None:
         handler()
         return
-    if _mode == "off":
+    if _mode == "off" or kind == TOUCH:
         return
-    filename, lineno, function = call_site(named=hooked)
-    what = f"pyplot.{function}() called" if rc_key is None else f"rcParams[{rc_key!r}] set"
+    if kind == RC_SET:
+        filename, lineno, _ = call_site()
+        what = f"rcParams[{args[1]!r}] set"
+    elif kind == PYPLOT:
+        filename, lineno, function = call_site(named=key.partition(".")[2])
+        what = f"pyplot.{function}() called"
+    else:
+        filename, lineno, _ = call_site()
+        what = f"{key}() called"
     message = f"{what} without safeplot.lock at {filename}:{lineno}; run it inside safeplot.locked()"
     if _mode == "raise":
         raise UnlockedPyplotError(message)
@@ -146,6 +183,9 @@ def _unlocked_call(hooked: str, rc_key: str | None = None) -> None:
             return
         _reported.add((filename, lineno, what))
     warnings.warn_explicit(message, SafeplotWarning, filename, lineno)
+
+
+hooks = _Hooks()
 
 
 def guard(mode: Mode = "warn") -> None:

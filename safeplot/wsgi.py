@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar, Union, overload
 
@@ -142,13 +143,17 @@ WSGIApp = Callable[[WSGIEnviron, StartResponse], Iterable[bytes]]
 
 
 class _PyplotRequest:
-    """One request's lazily started group: begun by its first pyplot call, ended on close."""
+    """One request's lazily started group: begun by its first touch of shared state, ended once."""
 
     def __init__(self, timeout: float | None) -> None:
         self._group: _Group = locked(timeout=timeout) if timeout is not _UNSET else locked()
         self.begun = False
         self.timed_out: LockTimeout | None = None
         self.finished = False
+
+    @property
+    def holds_lock(self) -> bool:
+        return self.begun and not self.finished
 
     def start(self) -> None:
         hooks.use()
@@ -165,7 +170,7 @@ class _PyplotRequest:
         thread_state.on_unlocked_call = None  # the lock is held from now on
 
     def finish(self) -> None:
-        """Close the request's figures, undo its rcParams changes, release the lock."""
+        """Close the request's figures, undo its changes to shared state, release the lock."""
         if self.finished:
             return
         self.finished = True
@@ -177,17 +182,66 @@ class _PyplotRequest:
                 self._group.__exit__(None, None, None)
 
 
-class _ClosingResponse:
-    """The app's response iterable, finishing the request when the server closes it."""
+class _Body:
+    """The app's response body, produced so that no byte goes out while the lock is held.
 
-    def __init__(self, iterable: Iterable[bytes], request: _PyplotRequest) -> None:
+    Until the request first touches matplotlib's shared state, chunks pass
+    through as the app yields them.  From then on the rest of the body is
+    produced in memory under the lock, the group ends (figures closed, lock
+    released), and only then do those bytes go to the server.
+    """
+
+    def __init__(
+        self,
+        iterable: Iterable[bytes],
+        request: _PyplotRequest,
+        written: list[bytes],
+        start_response: StartResponse,
+    ) -> None:
         self._iterable = iterable
         self._request = request
+        self._written = written  # what the app gave write() while the lock was held
+        self._start_response = start_response
+        self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._iterable)
+        request = self._request
+        chunks = iter(self._iterable)
+        produced = self._written
+        sent_any = False
+        try:
+            for chunk in chunks:
+                if request.holds_lock:
+                    produced.append(chunk)
+                    produced.extend(chunks)
+                    break
+                sent_any = True
+                yield chunk
+            else:
+                if not request.holds_lock:
+                    return
+        except LockTimeout as error:
+            self.close()
+            if sent_any:
+                raise
+            # No byte has gone out: replace the app's status and headers (PEP 3333, exc_info).
+            timeout_response = lock_timeout_response(error)
+            self._start_response(
+                timeout_response.status, timeout_response.headers.to_wsgi_list(), sys.exc_info()
+            )
+            yield timeout_response.get_data()
+            return
+        except BaseException:
+            self.close()
+            raise
+        self.close()  # ends the group: the lock is free before the first of these bytes is sent
+        self._written = []
+        yield from produced
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         try:
             close = getattr(self._iterable, "close", None)
             if close is not None:
@@ -199,22 +253,28 @@ class _ClosingResponse:
 class SafeplotMiddleware:
     """WSGI middleware that makes each request's pyplot use safe, with no change to the views.
 
-    A request's first pyplot call takes :data:`safeplot.lock` (waiting up to
-    ``timeout`` seconds, default that of :func:`safeplot.configure`); from
-    there the request runs as one ``safeplot.locked()`` group, and when the
-    server closes the response its figures are closed, its ``rcParams``
-    changes undone and the lock released, also when the view raises or the
-    client disconnects.  Requests that never call pyplot never take the lock.
+    A request's first touch of matplotlib's shared state (a pyplot call,
+    ``plt.style``, ``rc_context``, reading or setting ``rcParams``, making an
+    artist) takes :data:`safeplot.lock`, waiting up to ``timeout`` seconds
+    (default: that of :func:`safeplot.configure`).  From there the request
+    runs as one ``safeplot.locked()`` group until the app has produced its
+    response: the body is then collected in memory, the request's figures
+    closed, its changes to ``rcParams``, style and registries undone and the
+    lock released, all before the first byte of the body goes to the client.
+    This holds also when the view raises or the client disconnects.  Requests
+    that never touch matplotlib never take the lock, and their bodies stream.
+
+    A streaming body (a generator) passes through untouched until it first
+    touches matplotlib; from that point its remaining chunks are produced
+    whole, in memory, and sent after the lock is released.  It never pins
+    the lock while a client reads, but such a response is no longer streamed.
 
     On the bad path: when the lock is not had in time the request answers
     ``503 Service Unavailable`` with ``Retry-After`` (also when a framework
-    turned the LockTimeout into its own 500 page); other exceptions propagate
-    to the server after the cleanup.
-
-    A streaming response holds the lock until its iterable is closed: render
-    the image before returning (``plot_view``, ``image_response``) rather
-    than from a generator that plots as it goes.  The server must close the
-    response in the thread that called the app, as WSGI servers do.
+    turned the LockTimeout into its own 500 page, and when a body generator
+    timed out before sending anything); other exceptions propagate to the
+    server after the cleanup.  The server must iterate and close the response
+    in the thread that called the app, as WSGI servers do.
     """
 
     def __init__(self, app: WSGIApp, timeout: float | None = _UNSET) -> None:
@@ -223,22 +283,32 @@ class SafeplotMiddleware:
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
         request = _PyplotRequest(self.timeout)
+        written: list[bytes] = []
 
-        def start_unless_timed_out(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        def start_app_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             if request.timed_out is not None:
                 return lambda data: None  # the app's own error page is replaced by a 503 below
-            return start_response(status, headers, exc_info)
+            write = start_response(status, headers, exc_info)
+
+            def write_unless_locked(data: bytes) -> None:
+                if request.holds_lock:
+                    written.append(bytes(data))  # sent after the lock is released
+                else:
+                    write(data)
+
+            return write_unless_locked
 
         request.start()
         try:
-            iterable = self.app(environ, start_unless_timed_out)
+            iterable = self.app(environ, start_app_response)
         except LockTimeout as error:
             request.finish()
             return lock_timeout_response(error)(environ, start_response)
         except BaseException:
             request.finish()
             raise
+        body = _Body(iterable, request, written, start_response)
         if request.timed_out is not None:
-            _ClosingResponse(iterable, request).close()
+            body.close()
             return lock_timeout_response(request.timed_out)(environ, start_response)
-        return _ClosingResponse(iterable, request)
+        return body

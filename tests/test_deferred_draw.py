@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import io
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -10,12 +12,18 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 import safeplot
+from tests.conftest import run_python
 
-STOCK_SAVEFIG: Callable[..., Any] = plt.savefig.__wrapped__  # type: ignore[attr-defined]
+
+def STOCK_SAVEFIG(*args: Any, **kwargs: Any) -> None:
+    """What stock ``pyplot.savefig`` does (matplotlib 3.5 to 3.11): save, then redraw."""
+    fig = plt.gcf()
+    fig.savefig(*args, **kwargs)
+    fig.canvas.draw_idle()
+
 
 SAVES: list[dict[str, Any]] = [
     {"format": "png"},
@@ -116,19 +124,37 @@ def test_canvas_stays_an_agg_canvas_and_backend_reports_agg() -> None:
         plt.savefig(io.BytesIO())
         assert isinstance(plt.gcf().canvas, FigureCanvasAgg)
     assert matplotlib.get_backend().lower() == "agg"
-    assert plt.savefig.__name__ == "savefig" and plt.savefig.__doc__ == STOCK_SAVEFIG.__doc__
+    assert plt.savefig.__name__ == "savefig"
+    assert plt.savefig.__doc__ and plt.savefig.__doc__.startswith("Save the current figure")
 
 
-def test_other_canvases_keep_stock_redraw() -> None:
-    class CountingCanvas(FigureCanvasBase):
-        idle_draws = 0
+def glyph_warning_locations(savefig: Callable[..., Any]) -> set[tuple[str, int]]:
+    """Where the warnings of a glyph missing from the font, raised while saving, point."""
+    with safeplot.locked(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plt.title("\ue000")  # a private-use character: in no font
+        savefig(io.BytesIO(), format="png")
+    return {(w.filename, w.lineno) for w in caught if "missing from font" in str(w.message)}
 
-        def draw_idle(self, *args: Any, **kwargs: Any) -> None:
-            type(self).idle_draws += 1
 
-    with safeplot.locked():
-        fig = plt.figure()
-        plt.plot([1, 2])
-        CountingCanvas(fig)
-        plt.savefig(io.BytesIO(), format="svg")
-    assert CountingCanvas.idle_draws == 1
+@pytest.mark.parametrize("guard", ["off", "warn"])
+def test_warnings_raised_while_saving_point_at_the_callers_line(guard: str) -> None:
+    safeplot.guard(guard)  # type: ignore[arg-type]
+    line = inspect.getsourcelines(glyph_warning_locations)[1] + 5
+    assert glyph_warning_locations(plt.savefig) == {(__file__, line)}
+
+
+def test_warnings_raised_while_saving_point_where_they_do_without_safeplot() -> None:
+    script = (
+        "import io, warnings{}\n"
+        "import matplotlib.pyplot as plt\n"
+        "warnings.simplefilter('always')\n"
+        "plt.title('\\ue000')\n"
+        "plt.savefig(io.BytesIO())\n"
+    )
+    stock = run_python(script.format(""), env={"MPLBACKEND": "agg"})
+    ours = run_python(script.format(", safeplot"))
+    assert stock.returncode == ours.returncode == 0, stock.stderr + ours.stderr
+    assert "<string>:5: UserWarning: Glyph 57344" in stock.stderr
+    # stock matplotlib warns twice: once for the save, once for its redraw
+    assert set(ours.stderr.splitlines()) == set(stock.stderr.splitlines())

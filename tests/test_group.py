@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import inspect
 import threading
 import time
 from collections.abc import Iterator
 
 import matplotlib
+import matplotlib.colors
+import matplotlib.dates
 import matplotlib.pyplot as plt
+import matplotlib.units
 import pytest
 from matplotlib._pylab_helpers import Gcf
 
@@ -253,3 +257,60 @@ def test_group_waits_for_the_holder_then_runs() -> None:
     thread.join()
     holder.join()
     assert safeplot.stats()["waits"] == waits_before + 1
+
+
+def concise_dates_callback() -> None:
+    """As matplotlib's gallery ticks/date_concise_formatter.py does: a converter for every date plot."""
+    matplotlib.units.registry[datetime.date] = matplotlib.dates.ConciseDateConverter()
+    plt.plot([datetime.date(2026, 1, day) for day in (1, 15, 31)], [1, 3, 2])
+
+
+def custom_cmap_callback() -> None:
+    """As the gallery's color/custom_cmap.py does: register a colormap, then use it by name."""
+    cmap = matplotlib.colors.LinearSegmentedColormap.from_list("safeplot_test_map", ["red", "blue"])
+    matplotlib.colormaps.register(cmap)
+    plt.imshow([[0, 1], [1, 0]], cmap="safeplot_test_map")
+
+
+def test_a_unit_converter_set_in_a_group_is_gone_after_it() -> None:
+    registry = matplotlib.units.registry
+    before = dict(registry)
+    first = safeplot.render_callback(concise_dates_callback)
+    assert dict(registry) == before and registry[datetime.date] is before[datetime.date]
+    assert safeplot.render_callback(concise_dates_callback) == first
+    with safeplot.locked() as p:  # a later date plot gets the converter of outside, not the callback's
+        p.plot([datetime.date(2026, 1, 1), datetime.date(2026, 2, 1)], [1, 2])
+        assert not isinstance(p.gca().xaxis.get_major_formatter(), matplotlib.dates.ConciseDateFormatter)
+
+
+def test_a_callback_registering_a_colormap_runs_twice_in_a_row() -> None:
+    first = safeplot.render_callback(custom_cmap_callback)
+    assert safeplot.render_callback(custom_cmap_callback) == first
+    assert "safeplot_test_map" not in matplotlib.colormaps
+
+
+def test_a_nested_group_undoes_only_its_own_registry_changes() -> None:
+    outer_map = matplotlib.colors.ListedColormap(["red", "green"], name="safeplot_outer")
+    inner_map = matplotlib.colors.ListedColormap(["blue", "black"], name="safeplot_inner")
+    with safeplot.locked():
+        matplotlib.colormaps.register(outer_map)
+        matplotlib.units.registry[datetime.date] = outer_converter = matplotlib.dates.ConciseDateConverter()
+        with safeplot.locked():
+            matplotlib.colormaps.register(inner_map)
+            matplotlib.units.registry[datetime.date] = matplotlib.dates.DateConverter()
+            del matplotlib.colormaps._cmaps["safeplot_outer"]  # type: ignore[attr-defined]
+        assert "safeplot_outer" in matplotlib.colormaps and "safeplot_inner" not in matplotlib.colormaps
+        assert matplotlib.units.registry[datetime.date] is outer_converter
+    assert "safeplot_outer" not in matplotlib.colormaps
+    assert not isinstance(matplotlib.units.registry[datetime.date], matplotlib.dates.ConciseDateConverter)
+
+
+@pytest.mark.skipif(
+    not hasattr(matplotlib, "color_sequences"), reason="color sequences came in matplotlib 3.6"
+)
+def test_a_color_sequence_registered_in_a_group_is_gone_after_it() -> None:
+    for _ in range(2):
+        with safeplot.locked():
+            matplotlib.color_sequences.register("safeplot_test", ["red", "blue"])
+            assert "safeplot_test" in matplotlib.color_sequences
+    assert "safeplot_test" not in matplotlib.color_sequences

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import matplotlib.pyplot as plt
 import pytest
@@ -14,7 +16,8 @@ from matplotlib._pylab_helpers import Gcf
 from matplotlib.backends.backend_agg import RendererAgg
 
 import safeplot
-from safeplot._compat import pyplot_state_functions
+from safeplot._guard import hooks
+from safeplot.wsgi import SafeplotMiddleware
 from tests.conftest import run_python
 
 # Imported before any guard is on, as old modules do at their top.
@@ -30,7 +33,7 @@ def pyplot_snapshot() -> dict[str, Any]:
     return {
         name: (value, getattr(value, "__code__", None), dict(getattr(value, "__dict__", {})))
         for name, value in vars(plt).items()
-        if callable(value) and name != "_safeplot_pyplot_call"
+        if callable(value) and name != "_safeplot_hooked"
     }
 
 
@@ -116,7 +119,7 @@ def test_off_leaves_pyplot_exactly_as_it_was() -> None:
     signatures = {name: inspect.signature(value[0]) for name, value in before.items() if value[1] is not None}
     safeplot.guard("warn")
     during = pyplot_snapshot()
-    swapped = pyplot_state_functions()
+    swapped = [key.partition(".")[2] for key, target in hooks.targets.items() if target.kind == "pyplot"]
     assert "gcf" in swapped and "gca" in swapped
     for name in swapped:  # the same function objects, with new code
         assert during[name][0] is before[name][0] and during[name][1] is not before[name][1], name
@@ -164,3 +167,63 @@ def test_setting_rcparams_without_the_lock_is_reported(recorded: list[warnings.W
     assert messages[0].startswith(f"rcParams['lines.linewidth'] set without safeplot.lock at {__file__}:")
     assert any("rcParams['axes.facecolor'] set" in m for m in messages)
     assert not any("= 5" in m for m in messages)
+
+
+def app_show_lambda() -> Any:
+    return lambda *args, **kwargs: "shown"
+
+
+def app_show_partial() -> Any:
+    return functools.partial(str, "shown")
+
+
+def app_show_mock() -> Any:
+    return mock.Mock(return_value="shown")
+
+
+@pytest.mark.parametrize("make_replacement", [app_show_lambda, app_show_partial, app_show_mock])
+@pytest.mark.parametrize("user", ["guard", "middleware"])
+def test_a_pyplot_function_the_app_replaced_keeps_working_and_is_never_modified(
+    make_replacement: Callable[[], Any], user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replacement = make_replacement()
+    code = getattr(replacement, "__code__", None)
+    monkeypatch.setattr(plt, "show", replacement)  # as web apps do: plt.show = lambda *a, **k: None
+    later = make_replacement()
+
+    def call_show_every_way() -> list[Any]:
+        return [plt.show(), replacement()]
+
+    if user == "guard":
+        safeplot.guard("warn")
+        with safeplot.locked():
+            results = call_show_every_way()
+        monkeypatch.setattr(plt, "show", later)  # replaced again while the hooks are on
+        safeplot.guard("off")
+    else:
+
+        def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            plt.figure()
+            start_response("200 OK", [])
+            return [repr(call_show_every_way()).encode()]
+
+        iterable = SafeplotMiddleware(app)({"REQUEST_METHOD": "GET"}, lambda *args: None)
+        results = eval(b"".join(iterable))
+        iterable.close()  # type: ignore[attr-defined]
+    assert results == ["shown", "shown"]
+    assert getattr(replacement, "__code__", None) is code
+    assert plt.show() == "shown" and replacement() == "shown" and later() == "shown"
+
+
+def test_a_replacement_made_before_import_is_left_alone() -> None:
+    code = (
+        "import matplotlib.pyplot as plt\n"
+        "plt.show = lambda *a, **k: 'app'\n"
+        "import safeplot\n"
+        "safeplot.guard('raise')\n"
+        "with safeplot.locked():\n"
+        "    print(plt.show(), plt.show.__code__.co_filename)\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "app <string>\n"

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import matplotlib
+import matplotlib.colors
 import matplotlib.pyplot as plt
+import matplotlib.style
 import pytest
 from matplotlib._pylab_helpers import Gcf
 from werkzeug.test import Client
@@ -21,6 +23,7 @@ from werkzeug.wrappers import Request, Response
 
 import safeplot
 from examples import legacy_app
+from safeplot._guard import hooks
 from safeplot.wsgi import SafeplotMiddleware
 from tests.servers import ROOT, DropRecordingHandler, fetch, fetch_all, server_process, werkzeug_server
 
@@ -189,23 +192,202 @@ def test_client_disconnect_leaves_nothing_open() -> None:
     assert Gcf.figs == {} and safeplot.stats()["holder"] is None
 
 
-def test_streaming_response_holds_the_lock_until_closed() -> None:
+def test_streaming_body_that_plots_is_produced_under_the_lock_then_sent_without_it() -> None:
+    produced_while_locked: list[bool] = []
+
     def streaming_app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"before "  # not a touch of matplotlib yet: streams
         for n in range(3):
             plt.figure()
             plt.plot([n, n + 1])
+            produced_while_locked.append(safeplot.lock.is_owned())
             yield f"{len(plt.get_fignums())} ".encode()
 
     app = SafeplotMiddleware(streaming_app)
     iterable = app({"REQUEST_METHOD": "GET", "PATH_INFO": "/"}, lambda status, headers, exc_info=None: None)
     chunks = iter(iterable)
+    assert next(chunks) == b"before " and not safeplot.lock.is_owned()
     assert next(chunks) == b"1 "
-    assert safeplot.lock.is_owned()
-    assert next(chunks) == b"2 "
+    assert produced_while_locked == [True, True, True]  # the rest was produced at once, locked...
+    assert not safeplot.lock.is_owned() and Gcf.figs == {}  # ...and the group ended before sending
+    assert list(chunks) == [b"2 ", b"3 "]
     iterable.close()  # type: ignore[attr-defined]
-    assert not safeplot.lock.is_owned()
-    assert Gcf.figs == {}
+    assert not hooks.installed
+
+
+def test_write_callable_output_is_held_back_until_the_lock_is_released() -> None:
+    sent: list[tuple[bytes, bool]] = []
+
+    def legacy_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"a")  # before any plotting: goes out at once
+        plt.figure()
+        write(b"b")  # under the lock: held back
+        return [b"c"]
+
+    def start_response(status: str, headers: list[Any], exc_info: Any = None) -> Callable[[bytes], None]:
+        return lambda data: sent.append((data, safeplot.lock.is_owned()))
+
+    iterable = SafeplotMiddleware(legacy_app)({"REQUEST_METHOD": "GET"}, start_response)
+    body = list(iterable)
+    iterable.close()  # type: ignore[attr-defined]
+    assert sent == [(b"a", False)] and body == [b"b", b"c"]
+    assert Gcf.figs == {} and not safeplot.lock.is_owned()
+
+
+def test_body_generator_timing_out_before_its_first_byte_answers_503(slow: tuple[SlowApp, str]) -> None:
+    app, url = slow
+    statuses: list[str] = []
+
+    def lazy_app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "image/png")])
+        plt.figure()  # first touch inside the body: waits, times out
+        yield b"never"
+
+    thread, _ = start_slow_request(app, url)  # holds the lock
+    try:
+        iterable = SafeplotMiddleware(lazy_app, timeout=0.2)(
+            {"REQUEST_METHOD": "GET"}, lambda status, headers, exc_info=None: statuses.append(status)
+        )
+        body = b"".join(iterable)
+        iterable.close()  # type: ignore[attr-defined]
+    finally:
+        app.release.set()
+        thread.join(60)
+    assert statuses == ["200 OK", "503 SERVICE UNAVAILABLE"]
+    assert body.startswith(b"503 Service Unavailable: safeplot.lock not acquired within 0.2 s")
+    assert lock_free() and Gcf.figs == {}
+
+
+class BigImageApp:
+    """/big draws with pyplot and answers with an 8 MB body; /plot draws a small one."""
+
+    def __init__(self) -> None:
+        self.produced = threading.Event()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        plt.figure(figsize=(2, 2), dpi=50)
+        plt.plot([1, 3, 2])
+        buffer = io.BytesIO()
+        plt.savefig(buffer, format="png")
+        body = buffer.getvalue()
+        if environ["PATH_INFO"] == "/big":
+            body += b"\0" * 8_000_000  # more than the kernel's socket buffers hold
+            self.produced.set()
+        return Response(body, mimetype="image/png")(environ, start_response)
+
+
+def test_a_client_that_reads_nothing_does_not_keep_the_lock() -> None:
+    app = BigImageApp()
+    with werkzeug_server(SafeplotMiddleware(app, timeout=0.5), DropRecordingHandler) as url:
+        port = int(url.rsplit(":", 1)[1])
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect(("127.0.0.1", port))
+        stuck.sendall(b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # and never reads
+        try:
+            assert app.produced.wait(30)
+            assert safeplot.lock.acquire(timeout=30), "the lock stayed held while the server sent the body"
+            safeplot.lock.release()
+            assert DropRecordingHandler.dropped.acquire(timeout=0) is False  # still sending to it
+            replies = fetch_all(url, ["/plot"] * 3, clients=3)
+            assert [reply.status for reply in replies] == [200, 200, 200]
+        finally:
+            stuck.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            stuck.close()
+        assert DropRecordingHandler.dropped.acquire(timeout=60)
+    assert Gcf.figs == {} and safeplot.stats()["holder"] is None
+
+
+def read_facecolor_first() -> str:
+    return str(plt.rcParams["axes.facecolor"])
+
+
+def build_artist_first() -> str:
+    return matplotlib.colors.to_hex(plt.Rectangle((0, 0), 1, 1).get_facecolor())
+
+
+def enter_style_context_first() -> str:
+    with plt.style.context({"lines.linewidth": 2}):  # copies rcParams on entry, puts them back on exit
+        pass
+    return str(dict.__getitem__(matplotlib.rcParams, "axes.facecolor"))
+
+
+def enter_rc_context_first() -> str:
+    with matplotlib.rc_context({"lines.linewidth": 2}):
+        pass
+    return str(dict.__getitem__(matplotlib.rcParams, "axes.facecolor"))
+
+
+def use_style_first() -> str:
+    matplotlib.style.use("fast")
+    return str(dict.__getitem__(matplotlib.rcParams, "axes.facecolor"))
+
+
+FIRST_TOUCHES = [
+    read_facecolor_first,
+    build_artist_first,
+    enter_style_context_first,
+    enter_rc_context_first,
+    use_style_first,
+]
+
+
+class SignallingMutex:
+    """Stands in for the lock's mutex and says when a thread starts to wait for it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.progress = threading.Event()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if blocking:
+            self.progress.set()
+        return bool(self.inner.acquire(blocking, timeout))
+
+    def release(self) -> None:
+        self.inner.release()
+
+
+@pytest.mark.parametrize("first_touch", FIRST_TOUCHES, ids=lambda f: f.__name__)
+def test_first_touch_of_shared_state_waits_for_the_lock(
+    first_touch: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request whose first touch is not a pyplot call must not see a plotting request's style."""
+    with safeplot.locked():
+        expected = first_touch()
+
+    def view(environ: dict[str, Any], start_response: Any) -> Any:
+        return Response(first_touch())(environ, start_response)
+
+    dark, release = threading.Event(), threading.Event()
+
+    def another_request_mid_plot() -> None:
+        with safeplot.locked() as p:
+            p.style.use("dark_background")
+            dark.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=another_request_mid_plot)
+    holder.start()
+    replies: list[Any] = []
+    try:
+        assert dark.wait(30)
+        mutex = SignallingMutex(safeplot.lock._mutex)
+        monkeypatch.setattr(safeplot.lock, "_mutex", mutex)
+        with werkzeug_server(SafeplotMiddleware(view, timeout=30)) as url:
+            client = threading.Thread(target=lambda: (replies.append(fetch(url, "/")), mutex.progress.set()))
+            client.start()
+            assert mutex.progress.wait(30)  # the request waits for the lock, or (unsafely) answered
+            release.set()
+            client.join(60)
+    finally:
+        release.set()
+        holder.join(60)
+    assert replies[0].status == 200
+    assert replies[0].body.decode() == expected  # not what the other request's style gave
+    assert lock_free() and Gcf.figs == {}
 
 
 def test_long_hold_is_logged_once_with_where_the_lock_was_taken(
