@@ -11,7 +11,9 @@ Routes:
     /stats                  JSON of safeplot.stats() and the number of open figures
 
 A request waits at most 10 s for the plotting lock, then answers 503
-(SAFEPLOT_TIMEOUT in the environment sets another limit).
+(SAFEPLOT_TIMEOUT in the environment sets another limit).  Requests are
+limited by their cost (points, pixels, format), so that none holds the lock
+for much longer than a default one; errors are one line of text/plain.
 
 The plotting functions below are written the old way (module-level ``plt``
 calls, no figure handles, no ``plt.close``); only ``safeplot.wsgi.plot_view``
@@ -61,6 +63,31 @@ MAX_INCHES = 20.0
 MAX_DPI = 300
 MAX_PIXELS = 16_000_000
 MAX_TITLE = 200
+# Where a title's mathtext may put a glyph, in pixels from its origin: far
+# beyond any image, well within what FreeType can rasterise.
+MAX_MATHTEXT_EXTENT = 20_000
+
+# Limits by cost, in units of a default request (a line plot, png, n=200,
+# 5 x 3.5 inches at 80 dpi): a request may cost at most COST_BUDGET of them.
+# Coefficients measured on a 2-core machine; benchmarks/bench_limits.py renders
+# the costliest requests the limits allow and checks they stay under 20x.
+COST_BUDGET = 12.0
+RASTER_FORMATS = ("png", "jpeg", "webp")
+MEGAPIXEL_COST = {"png": 1.1, "jpeg": 0.6, "webp": 1.7, "svg": 0.6, "pdf": 0.7}
+MEGAPIXEL_FACTOR = {"heatmap": 2.0, "subplots": 1.5}  # resampled images; four axes of text
+# per 100 000 points: (raster, vector); markers cost most in vector formats
+POINT_COST = {
+    "line": (4.0, 4.0),
+    "scatter": (30.0, 220.0),
+    "histogram": (5.0, 5.0),
+    "bar": (1.0, 1.0),
+    "heatmap": (3.0, 3.0),
+    "pie": (1.0, 1.0),
+    "subplots": (4.0, 5.0),
+    "styled": (3.0, 30.0),
+}
+# per 100 000 points and megapixel, raster only: long lines crossing a big image
+DENSE_COST = {"line": 12.0, "styled": 12.0, "subplots": 2.0, "scatter": 2.0}
 
 
 @dataclass(frozen=True)
@@ -206,24 +233,64 @@ def parse_params(args: Mapping[str, list[str]]) -> Params:
     return params
 
 
+def request_cost(kind: str, fmt: str, p: Params) -> float:
+    """About how long the plot takes to render, in units of a default request."""
+    megapixels = p.width * p.height * p.dpi**2 / 1e6
+    points = p.n / 100_000
+    raster = fmt in RASTER_FORMATS
+    cost = 1.0 + MEGAPIXEL_COST[fmt] * MEGAPIXEL_FACTOR.get(kind, 1.0) * megapixels
+    cost += POINT_COST[kind][0 if raster else 1] * points
+    if raster:
+        cost += DENSE_COST.get(kind, 0.0) * points * megapixels
+    return cost
+
+
+def check_cost(kind: str, fmt: str, p: Params) -> None:
+    """BadRequest if the plot would hold the lock too long for everyone else."""
+    cost = request_cost(kind, fmt, p)
+    if cost > COST_BUDGET:
+        raise BadRequest(
+            f"this {kind} plot as {fmt} would cost about {cost:.0f}x a default one "
+            f"(limit {COST_BUDGET:g}x): lower n, width, height or dpi"
+        )
+
+
 _MATHTEXT = MathTextParser("path")
 
 
-def check_title(title: str) -> None:
-    """BadRequest if the title holds mathtext that matplotlib cannot parse.
+def _mathtext_reason(error: Exception) -> str:
+    """One line saying what is wrong with some mathtext, from the parser's multi-line message."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    reason = lines[-1]  # pyparsing's "ParseFatalException: Unknown symbol: \\foo, found ..." line
+    if reason.startswith("Parse") and ": " in reason:
+        reason = reason.partition(": ")[2]
+    return " ".join(reason.split())[:160]
+
+
+def check_title(title: str, dpi: float) -> None:
+    """BadRequest if the title holds mathtext that matplotlib cannot parse or draw.
 
     matplotlib treats a string as mathtext when it has an even, non-zero number
-    of unescaped ``$``.  Call with the plotting lock held: the parser's caches
-    are shared.
+    of unescaped ``$``.  Glyphs placed absurdly far away (``\\hspace{3000000}``)
+    make FreeType fail while rasterising, so their positions are checked too.
+    Call with the plotting lock held: the parser's caches are shared.
     """
     dollars = title.count("$") - title.count(r"\$")
     if dollars == 0 or dollars % 2:
         return
     try:
-        _MATHTEXT.parse(title, dpi=72)
+        parsed = _MATHTEXT.parse(title, dpi=dpi)
     except Exception as exc:  # pyparsing, ValueError, RecursionError...: all mean "bad input"
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise BadRequest(f"title is not valid mathtext: {reason}") from None
+        raise BadRequest(f"title is not valid mathtext: {_mathtext_reason(exc)}") from None
+    extents = [parsed.width, parsed.height, parsed.depth]
+    extents += [coordinate for glyph in parsed.glyphs for coordinate in glyph[-2:]]
+    extents += [coordinate for rect in parsed.rects for coordinate in rect]
+    if not all(math.isfinite(x) and abs(x) <= MAX_MATHTEXT_EXTENT for x in extents):
+        raise BadRequest(
+            f"title's mathtext reaches beyond {MAX_MATHTEXT_EXTENT} pixels (a huge \\hspace or similar)"
+        )
 
 
 # --- the web application ------------------------------------------------------
@@ -231,7 +298,7 @@ def check_title(title: str) -> None:
 
 def draw(kind: str, p: Params) -> None:
     """Check the title, then run the legacy plotting function; call inside a group."""
-    check_title(p.title)
+    check_title(p.title, p.dpi)
     PLOTS[kind](p)
 
 
@@ -288,12 +355,13 @@ function done(img, ok) {{
 """
 
 
+METHODS = ("GET", "HEAD")  # anything else is 405
 URLS = Map(
     [
-        Rule("/", endpoint="index"),
-        Rule("/plot/<kind>.<fmt>", endpoint="plot"),
-        Rule("/healthz", endpoint="healthz"),
-        Rule("/stats", endpoint="stats"),
+        Rule("/", endpoint="index", methods=METHODS),
+        Rule("/plot/<kind>.<fmt>", endpoint="plot", methods=METHODS),
+        Rule("/healthz", endpoint="healthz", methods=METHODS),
+        Rule("/stats", endpoint="stats", methods=METHODS),
     ]
 )
 
@@ -317,7 +385,9 @@ def view_plot(request: Request, kind: str, fmt: str) -> Response:
         raise NotFound(f"unknown plot kind {kind[:40]!r}; known: {', '.join(PLOTS)}")
     if fmt not in FORMATS:
         raise NotFound(f"unknown format {fmt[:20]!r}; known: {', '.join(FORMATS)}")
-    return plot_response(kind, fmt, parse_params(request.args.to_dict(flat=False)))
+    params = parse_params(request.args.to_dict(flat=False))
+    check_cost(kind, fmt, params)
+    return plot_response(kind, fmt, params)
 
 
 def view_healthz(request: Request) -> Response:
@@ -344,7 +414,19 @@ def app(request: Request) -> Response:
         endpoint, values = URLS.bind_to_environ(request.environ).match()
         return VIEWS[endpoint](request, **values)
     except HTTPException as error:
-        return error.get_response(request.environ)  # type: ignore[return-value]
+        return error_response(error, request.environ)
+
+
+def error_response(error: HTTPException, environ: dict[str, Any]) -> Response:
+    """An HTTP error as one line of text/plain, keeping its headers (``Allow`` on a 405)."""
+    status = error.code or 500
+    headers = [(k, v) for k, v in error.get_headers(environ) if k.lower() not in ("content-type", "allow")]
+    if status == 405:
+        headers.append(("Allow", ", ".join(METHODS)))
+    reason = " ".join(str(error.description or "").split())
+    return Response(
+        f"{status} {error.name}: {reason}\n", status=status, headers=headers, mimetype="text/plain"
+    )
 
 
 def serve(application: Any, host: str, port: int) -> None:

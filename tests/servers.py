@@ -33,12 +33,12 @@ class Reply:
         return json.loads(self.body)
 
 
-def fetch(base_url: str, path: str, *, timeout: float = 60) -> Reply:
-    """GET base_url + path on a fresh connection."""
+def fetch(base_url: str, path: str, *, timeout: float = 60, method: str = "GET") -> Reply:
+    """GET (or another method) base_url + path on a fresh connection."""
     address = urlsplit(base_url)
     connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=timeout)
     try:
-        connection.request("GET", path)
+        connection.request(method, path)
         response = connection.getresponse()
         body = response.read()
         return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)

@@ -20,7 +20,8 @@ from tests.conftest import ROOT
             ["safeplot / OO (werkzeug threaded):", "gunicorn 2 workers / 1 worker:"],
             marks=pytest.mark.slow(seconds=35),
         ),
-        ("bench_guard.py", ["plt.gcf()", "plt.xlim()", "added us"]),
+        ("bench_guard.py", ["plt.gcf()", "rcParams[key]", "Line2D()", "render", "added us"]),
+        ("bench_limits.py", ["default request", "most points", "largest image", "half points, largest"]),
     ],
 )
 def test_benchmark_smoke_run(script: str, expected: list[str]) -> None:

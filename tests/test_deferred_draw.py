@@ -125,7 +125,7 @@ def test_canvas_stays_an_agg_canvas_and_backend_reports_agg() -> None:
         assert isinstance(plt.gcf().canvas, FigureCanvasAgg)
     assert matplotlib.get_backend().lower() == "agg"
     assert plt.savefig.__name__ == "savefig"
-    assert plt.savefig.__doc__ and plt.savefig.__doc__.startswith("Save the current figure")
+    assert plt.savefig.__doc__ and plt.savefig.__doc__.strip().startswith("Save the current figure")
 
 
 def glyph_warning_locations(savefig: Callable[..., Any]) -> set[tuple[str, int]]:

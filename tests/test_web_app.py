@@ -131,12 +131,21 @@ HOSTILE_QUERIES = [
     ("/plot/line.png?title=%24%5E%5E%5E%24", 400),  # $^^^$
     ("/plot/line.png?title=%24%7B%24", 400),  # ${$
     ("/plot/line.png?title=%24" + "%7B" * 90 + "%24", 400),
+    ("/plot/line.png?title=%24a%5Chspace%7B3000000%7Db%24", 400),  # $a\hspace{3000000}b$: FreeType overflow
+    ("/plot/line.jpeg?title=%24a%5Chspace%7B3000000%7Db%24", 400),
+    ("/plot/line.webp?title=%24a%5Chspace%7B-3000000%7Db%24", 400),
+    ("/plot/line.png?title=%24a%5Chspace%7B-3000000%7Db%5Chspace%7B3000000%7D%24", 400),
+    ("/plot/line.png?title=%24%24", 400),  # $$
     ("/plot/line.png?title=a%00b", 400),
     ("/plot/line.png?title=%1B%5B31m", 400),
     ("/plot/line.png?title=1&title=2", 400),
     ("/plot/line.png?colour=red", 400),
     ("/plot/line.png?%FF%FE=1", 400),
     ("/plot/line.png?n=%FF", 400),
+    ("/plot/scatter.pdf?n=100000&width=20&height=20&dpi=200", 400),  # once 140x a default request
+    ("/plot/scatter.svg?n=100000", 400),
+    ("/plot/line.png?n=100000&width=20&height=20&dpi=200", 400),
+    ("/plot/line.webp?width=20&height=20&dpi=200", 400),
     ("/plot/nosuch.png", 404),
     ("/plot/line.gif", 404),
     ("/plot/line.PNG", 404),
@@ -160,10 +169,29 @@ def test_hostile_queries_get_400_or_404_and_the_server_stays_healthy(server: Ser
         if reply.status != expected
     ]
     assert wrong == []
+    for (path, _), reply in zip(HOSTILE_QUERIES, replies):
+        assert reply.headers["content-type"] == "text/plain; charset=utf-8", path[:80]
+        assert re.fullmatch(rb"40[04] [A-Za-z ]+: \S[^\n]*\S\n", reply.body), (path[:80], reply.body)
+        assert not reply.body.rstrip().endswith(b":"), (path[:80], reply.body)  # a reason after each colon
     assert fetch(server.base_url, "/healthz").status == 200
     good = f"/plot/line.png?{SMALL}&seed=3&title=%24%5Calpha%5E2%24%20and%20%E2%88%9E%20%E6%97%A5"
     assert fetch(server.base_url, good).body == serial_render(good)
     assert fetch(server.base_url, "/stats").json()["open_figures"] == 0
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "FOO"])
+def test_methods_other_than_get_and_head_are_405(server: ServerProcess, method: str) -> None:
+    reply = fetch(server.base_url, f"/plot/line.png?{SMALL}", method=method)
+    assert reply.status == 405 and reply.headers["allow"] == "GET, HEAD"
+    assert reply.headers["content-type"] == "text/plain; charset=utf-8"
+    assert reply.body.startswith(b"405 Method Not Allowed: ")
+
+
+def test_head_answers_like_get_without_a_body(server: ServerProcess) -> None:
+    path = f"/plot/bar.png?{SMALL}"
+    head = fetch(server.base_url, path, method="HEAD")
+    assert head.status == 200 and head.body == b""
+    assert head.headers["content-length"] == str(len(serial_render(path)))
 
 
 @pytest.mark.slow(seconds=150)
