@@ -133,7 +133,7 @@ HOSTILE_QUERIES = [
     ("/plot/line.png?title=%24" + "%7B" * 90 + "%24", 400),
     ("/plot/line.png?title=%24a%5Chspace%7B3000000%7Db%24", 400),  # $a\hspace{3000000}b$: FreeType overflow
     ("/plot/line.jpeg?title=%24a%5Chspace%7B3000000%7Db%24", 400),
-    ("/plot/line.webp?title=%24a%5Chspace%7B-3000000%7Db%24", 400),
+    ("/plot/line.jpeg?title=%24a%5Chspace%7B-3000000%7Db%24", 400),
     ("/plot/line.png?title=%24a%5Chspace%7B-3000000%7Db%5Chspace%7B3000000%7D%24", 400),
     ("/plot/line.png?title=%24%24", 400),  # $$
     ("/plot/line.png?title=a%00b", 400),
@@ -145,7 +145,7 @@ HOSTILE_QUERIES = [
     ("/plot/scatter.pdf?n=100000&width=20&height=20&dpi=200", 400),  # once 140x a default request
     ("/plot/scatter.svg?n=100000", 400),
     ("/plot/line.png?n=100000&width=20&height=20&dpi=200", 400),
-    ("/plot/line.webp?width=20&height=20&dpi=200", 400),
+    ("/plot/heatmap.png?width=20&height=20&dpi=200", 400),
     ("/plot/nosuch.png", 404),
     ("/plot/line.gif", 404),
     ("/plot/line.PNG", 404),
