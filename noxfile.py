@@ -2,11 +2,15 @@
 
     nox                                  # every session: the full matrix
     nox -s "tests(oldest)" "tests(newest)"   # the two corners CI runs
+    nox -s soak                          # the load tests with 5x the requests, in .venv (CI runs it)
+    nox -s "tests(free-threaded)"        # on a free-threaded CPython 3.13 (.ci/build-python3.13t)
     nox -l                               # list the sessions
 
 Interpreters are looked up on PATH, with pyenv's installed versions put first;
 a session whose interpreter is absent is skipped with a message (an error
-where the CI variable is set).
+where the CI variable is set, for the sessions CI runs).  The free-threaded
+interpreter is the one .ci/build-python3.13t installs (SAFEPLOT_PYTHON_FT
+names another); CI does not build it.
 """
 
 from __future__ import annotations
@@ -31,11 +35,26 @@ MATRIX = [
     ("py3.11-mpl3.8", "3.11", ["matplotlib==3.8.*"]),
     ("py3.12-mpl3.9", "3.12", ["matplotlib==3.9.*"]),
     ("newest", "3.13", ["--upgrade", "matplotlib", "werkzeug", "flask"]),
+    # The newest releases with cp313t wheels; later ones ship cp314t wheels only.
+    (
+        "free-threaded",
+        os.environ.get("SAFEPLOT_PYTHON_FT", str(Path.home() / ".local/python3.13t/bin/python3.13t")),
+        [
+            "--only-binary=:all:",
+            "matplotlib==3.11.1",
+            "numpy==2.4.6",
+            "pillow==12.2.0",
+            "contourpy==1.3.3",
+            "kiwisolver==1.5.0",
+            "markupsafe==3.0.3",
+        ],
+    ),
 ]
 
 
 VERSIONS = (
     "import sys, importlib.metadata as m; print(sys.version.split()[0], "
+    "'GIL enabled' if getattr(sys, '_is_gil_enabled', lambda: True)() else 'GIL disabled', "
     "*(f'{p} {m.version(p)}' for p in ('matplotlib', 'werkzeug', 'numpy')))"
 )
 
@@ -51,6 +70,12 @@ def tests(session: nox.Session, requirements: list[str]) -> None:
     session.install("-e", ".[test]", *requirements)
     session.run("python", "-c", VERSIONS)
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=False)
+def soak(session: nox.Session) -> None:
+    """The load, concurrency and memory tests with 5x their requests, in the current environment."""
+    session.run("python", "-m", "pytest", "-m", "slow", *session.posargs, env={"SAFEPLOT_SOAK": "5"})
 
 
 @nox.session(python=False)

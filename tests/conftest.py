@@ -30,6 +30,15 @@ def run_python(
     )
 
 
+# The soak session (nox -s soak) runs the load tests with this many times the requests.
+SOAK = float(os.environ.get("SAFEPLOT_SOAK", "1"))
+
+
+def scaled(count: int) -> int:
+    """A request or render count of a load test, times SAFEPLOT_SOAK."""
+    return max(1, round(count * SOAK))
+
+
 REPORT = "safeplot report"
 
 

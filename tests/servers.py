@@ -103,6 +103,7 @@ def server_process(command: Sequence[str], ready: str, *, timeout: float = 60) -
     # that also runs other tests, 16 clients can queue longer than that; let
     # them wait instead (short of fetch()'s 60 s), so that load tests see no 503.
     env["SAFEPLOT_TIMEOUT"] = "50"
+    env["MALLOC_ARENA_MAX"] = os.environ.get("MALLOC_ARENA_MAX", "2")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     process = subprocess.Popen(
         list(command), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -9,10 +9,11 @@ import pytest
 from matplotlib._pylab_helpers import Gcf
 
 import safeplot
+from tests.conftest import scaled
 from tests.plots import FORMATS, KINDS, draw_and_save
 
 THREADS = 8
-RENDERS_PER_THREAD = 25
+RENDERS_PER_THREAD = scaled(6)
 
 
 def job(thread: int, n: int) -> tuple[str, int, str]:
@@ -20,7 +21,7 @@ def job(thread: int, n: int) -> tuple[str, int, str]:
     return KINDS[index % len(KINDS)], index, FORMATS[index % len(FORMATS)]
 
 
-@pytest.mark.slow(seconds=45)
+@pytest.mark.slow(seconds=10)
 def test_threads_render_byte_identical_to_serial() -> None:
     rc_before = dict(matplotlib.rcParams)
     jobs = [job(t, n) for t in range(THREADS) for n in range(RENDERS_PER_THREAD)]

@@ -25,6 +25,7 @@ import safeplot
 from examples import legacy_app
 from safeplot._guard import hooks
 from safeplot.wsgi import SafeplotMiddleware
+from tests.conftest import scaled
 from tests.servers import ROOT, DropRecordingHandler, fetch, fetch_all, server_process, werkzeug_server
 
 LEGACY_PATHS = [
@@ -51,11 +52,11 @@ def serial_legacy_render() -> dict[str, bytes]:
     return rendered
 
 
-@pytest.mark.slow(seconds=80)
+@pytest.mark.slow(seconds=25)
 def test_legacy_app_behind_the_middleware_under_load(report: Callable[[str], None]) -> None:
     expected = serial_legacy_render()
     assert Gcf.figs == {} and plt.rcParams["lines.linewidth"] == matplotlib.rcParamsDefault["lines.linewidth"]
-    paths = [LEGACY_PATHS[(i * 7) % len(LEGACY_PATHS)] for i in range(432)]
+    paths = [LEGACY_PATHS[(i * 7) % len(LEGACY_PATHS)] for i in range(scaled(96))]
     with legacy_server() as server:
         replies = fetch_all(server.base_url, paths, clients=16)
         stats = fetch(server.base_url, "/stats").json()

@@ -1,0 +1,99 @@
+"""Run the examples against whatever safeplot this interpreter imports (CI: the built wheel).
+
+    python .ci/smoke_examples.py EXAMPLES_DIR
+
+Runs examples/legacy_callback.py from 8 threads, then serves examples/wsgi_app.py
+and examples/legacy_app.py on free ports and fetches every route once.  Exits 1,
+saying what failed, if any output is wrong; the servers are stopped either way.
+Standard library only, so that it needs nothing the wheel does not bring.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def get(port: int, path: str) -> tuple[int, str, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type") or "", response.read()
+    finally:
+        connection.close()
+
+
+@contextmanager
+def serving(script: Path, ready: str) -> Iterator[int]:
+    process = subprocess.Popen(
+        [sys.executable, str(script), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            match = re.search(ready, line)
+            if match:
+                yield int(match.group(1))
+                return
+        raise RuntimeError(f"{script.name} exited before serving")
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def check(condition: bool, what: str) -> None:
+    if not condition:
+        raise SystemExit(f"FAIL: {what}")
+    print(f"ok: {what}")
+
+
+def main(examples: Path) -> int:
+    import safeplot
+
+    print(f"safeplot {safeplot.__version__} from {Path(safeplot.__file__).parent}")
+    result = subprocess.run(
+        [sys.executable, str(examples / "legacy_callback.py"), "--threads", "8", "--renders", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    check(
+        result.returncode == 0 and "all outputs match" in result.stdout, "legacy_callback.py: outputs match"
+    )
+
+    with serving(examples / "wsgi_app.py", r"serving on http://127\.0\.0\.1:(\d+)/") as port:
+        check(get(port, "/healthz")[0] == 200, "wsgi_app.py /healthz")
+        status, _, page = get(port, "/")
+        kinds = re.findall(rb'src="/plot/(\w+)\.png', page)
+        check(status == 200 and len(kinds) == 8, "wsgi_app.py / lists 8 plots")
+        for kind in kinds:
+            status, mimetype, body = get(port, f"/plot/{kind.decode()}.png?width=3&height=2&dpi=50")
+            check(
+                status == 200 and mimetype == "image/png" and body.startswith(PNG),
+                f"/plot/{kind.decode()}.png",
+            )
+        for fmt, magic in (("svg", b"<?xml"), ("pdf", b"%PDF")):
+            status, _, body = get(port, f"/plot/line.{fmt}")
+            check(status == 200 and body.startswith(magic), f"/plot/line.{fmt}")
+        status, mimetype, body = get(port, "/plot/line.png?n=0")
+        check(status == 400 and mimetype.startswith("text/plain"), "a bad query is a text/plain 400")
+
+    with serving(examples / "legacy_app.py", r"Running on http://127\.0\.0\.1:(\d+)") as port:
+        status, _, body = get(port, "/sales/1.png")
+        check(status == 200 and body.startswith(PNG), "legacy_app.py /sales/1.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))
