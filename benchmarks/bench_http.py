@@ -78,9 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         checked = len(KINDS) * (1 if args.smoke else 7)
         reference = fetch_all(servers["oo werkzeug"].base_url, paths(checked))
         for name, server in servers.items():  # same bytes everywhere, and warm
-            if [r.body for r in fetch_all(server.base_url, paths(checked))] != [
-                r.body for r in reference
-            ]:
+            if [r.body for r in fetch_all(server.base_url, paths(checked))] != [r.body for r in reference]:
                 raise SystemExit(f"{name} does not serve the same images as the OO app")
         rates: dict[str, list[float]] = {name: [] for name in servers}
         names = list(servers)
