@@ -130,9 +130,10 @@ for _name in _compat.AGG_PIXEL_READERS:
 
 
 def _deferred_savefig(*args: Any, **kwargs: Any) -> Any:
-    # Becomes the code of pyplot.savefig, so it runs with pyplot's globals (gcf
-    # is pyplot's): matplotlib's warnings skip its frame as they skip any of
-    # matplotlib's and point at the caller's line, as with stock savefig.
+    # Becomes the code of pyplot.savefig, with pyplot's globals (gcf is
+    # pyplot's) and pyplot's file name: matplotlib's warnings skip its frame as
+    # they skip any of matplotlib's (by module name before Python 3.12, by file
+    # name since) and point at the caller's line, as with stock savefig.
     fig = gcf()  # type: ignore[name-defined]  # noqa: F821
     result = fig.savefig(*args, **kwargs)
     _safeplot_after_savefig(fig)  # type: ignore[name-defined]  # noqa: F821
@@ -164,5 +165,7 @@ def defer_savefig_redraw() -> None:
     assert isinstance(savefig, types.FunctionType)
     plt.__dict__["_safeplot_after_savefig"] = _after_savefig
     savefig.__signature__ = inspect.signature(savefig)  # type: ignore[attr-defined]
-    savefig.__code__ = _deferred_savefig.__code__.replace(co_name="savefig")
+    savefig.__code__ = _deferred_savefig.__code__.replace(
+        co_name="savefig", co_filename=savefig.__code__.co_filename
+    )
     savefig._safeplot_deferred = True  # type: ignore[attr-defined]

@@ -46,10 +46,19 @@ _DISPATCH = "_safeplot_hooked"
 
 
 def _trampoline(*args: Any, **kwargs: Any) -> Any:
-    # Runs as the hooked function itself, with its module's globals; the check
-    # returns before the original runs, so a warning matplotlib raises inside
-    # the original still points at the caller's line, not at safeplot.
+    # Runs as the hooked function itself, with its module's globals and its
+    # file name; the check returns before the original runs, so a warning
+    # matplotlib raises inside the original still points at the caller's line
+    # (matplotlib skips its own frames by module name before Python 3.12, by
+    # file name since).
     return _safeplot_hooked("__key__", args)(*args, **kwargs)  # type: ignore[name-defined]  # noqa: F821
+
+
+def _generator_trampoline(*args: Any, **kwargs: Any) -> Any:
+    # The same for a generator function (what style.context and rc_context
+    # call on entry): Python 3.13 deprecates giving one the code of a plain
+    # function. The check runs at the first next(), before the original's body.
+    return (yield from _safeplot_hooked("__key__", args)(*args, **kwargs))  # type: ignore[name-defined]  # noqa: F821
 
 
 # What a hooked function is, for the report of an unlocked call:
@@ -115,16 +124,19 @@ class _Hooks:
                 self._uninstall()
 
     def _install(self) -> None:
-        template = _trampoline.__code__
         for key, target in self.targets.items():
             func = target.function
+            generator = bool(func.__code__.co_flags & inspect.CO_GENERATOR)
+            template = (_generator_trampoline if generator else _trampoline).__code__
             func.__globals__[_DISPATCH] = _dispatch  # left in place when off: a call mid-flight may need it
             if target.signature is None:
                 target.signature = inspect.signature(func)
             target.saved = (func.__code__, dict(func.__dict__))
             func.__signature__ = target.signature  # type: ignore[attr-defined]  # as it was before the swap
             consts = tuple(key if const == "__key__" else const for const in template.co_consts)
-            func.__code__ = template.replace(co_consts=consts, co_name=func.__code__.co_name)
+            func.__code__ = template.replace(
+                co_consts=consts, co_name=func.__code__.co_name, co_filename=func.__code__.co_filename
+            )
 
     def _uninstall(self) -> None:
         for target in self.targets.values():
