@@ -47,20 +47,23 @@ def largest(kind: str, fmt: str, make: dict[str, object], grow: str, low: float,
     return dataclasses.replace(Params(), **make, **{grow: int(low) if integer else low})
 
 
+def largest_square(kind: str, fmt: str, n: int) -> Params:
+    """The largest square image at the highest resolution that the limits allow with n points."""
+    side = largest(kind, fmt, {"n": n, "dpi": MAX_DPI}, "width", 0.5, MAX_INCHES)
+    square = dataclasses.replace(side, height=side.width)
+    while not allowed(kind, fmt, square):
+        square = dataclasses.replace(square, width=square.width * 0.99, height=square.height * 0.99)
+    return square
+
+
 def costliest(kind: str, fmt: str) -> dict[str, Params]:
     """The corners of what the limits allow for one kind and format."""
     most_points = largest(kind, fmt, {}, "n", 1, MAX_POINTS)
-    # Square images at the highest resolution, as large as the limits allow.
-    biggest = largest(kind, fmt, {"dpi": MAX_DPI}, "width", 0.5, MAX_INCHES)
-    biggest = dataclasses.replace(biggest, height=biggest.width)
-    while not allowed(kind, fmt, biggest):
-        biggest = dataclasses.replace(biggest, width=biggest.width * 0.99, height=biggest.height * 0.99)
-    half = max(1, most_points.n // 2)
-    mixed = largest(kind, fmt, {"n": half, "dpi": MAX_DPI}, "width", 0.5, MAX_INCHES)
-    mixed = dataclasses.replace(mixed, height=mixed.width)
-    while not allowed(kind, fmt, mixed):
-        mixed = dataclasses.replace(mixed, width=mixed.width * 0.99, height=mixed.height * 0.99)
-    return {"most points": most_points, "largest image": biggest, "half points, largest": mixed}
+    return {
+        "most points": most_points,
+        "largest image": largest_square(kind, fmt, Params().n),
+        "half points, largest": largest_square(kind, fmt, max(1, most_points.n // 2)),
+    }
 
 
 def seconds(kind: str, fmt: str, p: Params) -> float:
