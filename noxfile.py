@@ -16,6 +16,7 @@ names another); CI does not build it.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import nox
@@ -75,7 +76,8 @@ def tests(session: nox.Session, requirements: list[str]) -> None:
 @nox.session(python=False)
 def soak(session: nox.Session) -> None:
     """The load, concurrency and memory tests with 5x their requests, in the current environment."""
-    session.run("python", "-m", "pytest", "-m", "slow", *session.posargs, env={"SAFEPLOT_SOAK": "5"})
+    # sys.executable: the interpreter nox runs in (.venv's), not whatever "python" is on PATH
+    session.run(sys.executable, "-m", "pytest", "-m", "slow", *session.posargs, env={"SAFEPLOT_SOAK": "5"})
 
 
 @nox.session(python=False)
