@@ -5,8 +5,6 @@ This is the only module of safeplot that imports werkzeug.
 
 from __future__ import annotations
 
-import functools
-import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar, Union, overload
@@ -20,11 +18,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 from matplotlib.figure import Figure
 
+from . import _web
 from ._errors import LockTimeout
-from ._group import _Group, check_lockable, locked
-from ._guard import hooks, thread_state
 from ._lock import _UNSET, check_timeout
-from ._render import check_format, figure_drawn_by, mimetype, render
 
 __all__ = ["SafeplotMiddleware", "image_response", "plot_view"]
 
@@ -48,21 +44,20 @@ def image_response(
     :func:`safeplot.render` raises: ValueError for an unknown format or no
     current figure, :class:`safeplot.LockTimeout` if the lock is not had.
     """
-    body = render(fig, format, **savefig_kwargs)
-    response = Response(body, mimetype=mimetype(format), headers=headers)
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
+    return _to_response(_web.image_answer(fig, format, headers, savefig_kwargs))
 
 
 def lock_timeout_response(error: LockTimeout) -> Response:
     """``503 Service Unavailable`` with ``Retry-After``, for a request that did not get the lock."""
-    retry_after = max(1, math.ceil(error.timeout)) if math.isfinite(error.timeout) else 1
-    return Response(
-        f"503 Service Unavailable: {error}\n",
-        status=503,
-        mimetype="text/plain",
-        headers={"Retry-After": str(retry_after), "Cache-Control": "no-store"},
-    )
+    return _to_response(_web.lock_timeout_answer(error))
+
+
+def _to_response(answer: _web.Answer) -> Response:
+    status, content_type, headers, body = answer
+    return Response(body, status=status, content_type=content_type, headers=headers)
+
+
+_WERKZEUG = _web.ResponseKind(Response, _to_response)
 
 
 @overload
@@ -98,88 +93,12 @@ def plot_view(
     ValueError/TypeError at decoration time for an unknown format or a bad
     timeout; TypeError for an ``async def`` or generator view.
     """
-    fmt = check_format(format)
-    if timeout is not _UNSET:
-        timeout = check_timeout(timeout)
-
-    def decorate(view: V) -> V:
-        check_lockable(view)
-        group = locked(timeout=timeout) if timeout is not _UNSET else locked()
-        run_in_group = group(_answer_with_figure(view, fmt, savefig_kwargs))
-
-        @functools.wraps(view)
-        def respond(*args: Any, **kwargs: Any) -> Response:
-            try:
-                response: Response = run_in_group(*args, **kwargs)
-            except LockTimeout as error:
-                return lock_timeout_response(error)
-            return response
-
-        return respond  # type: ignore[return-value]
-
-    if view is None:
-        return decorate
-    if not callable(view):
-        raise TypeError(f"plot_view takes a view function or keyword options; got {view!r}")
-    return decorate(view)
-
-
-def _answer_with_figure(
-    view: Callable[..., Any], fmt: str, savefig_kwargs: dict[str, Any]
-) -> Callable[..., Response]:
-    @functools.wraps(view)
-    def answer(*args: Any, **kwargs: Any) -> Response:
-        result = view(*args, **kwargs)
-        if isinstance(result, Response):
-            return result
-        return image_response(figure_drawn_by(view, result), fmt, **savefig_kwargs)
-
-    return answer
+    return _web.plot_view(view, _WERKZEUG, format=format, timeout=timeout, savefig_kwargs=savefig_kwargs)
 
 
 WSGIEnviron = dict[str, Any]
 StartResponse = Callable[..., Callable[[bytes], object]]
 WSGIApp = Callable[[WSGIEnviron, StartResponse], Iterable[bytes]]
-
-
-class _PyplotRequest:
-    """One request's lazily started group: begun by its first touch of shared state, ended once."""
-
-    def __init__(self, timeout: float | None) -> None:
-        self._group: _Group = locked(timeout=timeout) if timeout is not _UNSET else locked()
-        self.begun = False
-        self.timed_out: LockTimeout | None = None
-        self.finished = False
-
-    @property
-    def holds_lock(self) -> bool:
-        return self.begun and not self.finished
-
-    def start(self) -> None:
-        hooks.use()
-        thread_state.on_unlocked_call = self.begin
-
-    def begin(self) -> None:
-        """Take the lock and open the group; LockTimeout if the lock is not had in time."""
-        try:
-            self._group.__enter__()
-        except LockTimeout as error:
-            self.timed_out = error
-            raise
-        self.begun = True
-        thread_state.on_unlocked_call = None  # the lock is held from now on
-
-    def finish(self) -> None:
-        """Close the request's figures, undo its changes to shared state, release the lock."""
-        if self.finished:
-            return
-        self.finished = True
-        thread_state.on_unlocked_call = None
-        try:
-            hooks.unuse()  # first: whoever sees the lock free sees the hooks gone too
-        finally:
-            if self.begun:
-                self._group.__exit__(None, None, None)
 
 
 class _Body:
@@ -194,7 +113,7 @@ class _Body:
     def __init__(
         self,
         iterable: Iterable[bytes],
-        request: _PyplotRequest,
+        request: _web.PyplotRequest,
         written: list[bytes],
         start_response: StartResponse,
     ) -> None:
@@ -205,23 +124,12 @@ class _Body:
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
-        request = self._request
-        chunks = iter(self._iterable)
-        produced = self._written
         sent_any = False
         try:
-            for chunk in chunks:
-                if request.holds_lock:
-                    produced.append(chunk)
-                    produced.extend(chunks)
-                    break
+            for chunk in _web.send_unlocked(self._iterable, self._request, self.close, self._written):
                 sent_any = True
                 yield chunk
-            else:
-                if not request.holds_lock:
-                    return
         except LockTimeout as error:
-            self.close()
             if sent_any:
                 raise
             # No byte has gone out: replace the app's status and headers (PEP 3333, exc_info).
@@ -230,13 +138,6 @@ class _Body:
                 timeout_response.status, timeout_response.headers.to_wsgi_list(), sys.exc_info()
             )
             yield timeout_response.get_data()
-            return
-        except BaseException:
-            self.close()
-            raise
-        self.close()  # ends the group: the lock is free before the first of these bytes is sent
-        self._written = []
-        yield from produced
 
     def close(self) -> None:
         if self._closed:
@@ -282,7 +183,7 @@ class SafeplotMiddleware:
         self.timeout = check_timeout(timeout) if timeout is not _UNSET else _UNSET
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
-        request = _PyplotRequest(self.timeout)
+        request = _web.PyplotRequest(self.timeout)
         written: list[bytes] = []
 
         def start_app_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
