@@ -1,4 +1,4 @@
-"""The support matrix: the whole test suite on each Python × matplotlib × werkzeug corner.
+"""The support matrix: the whole test suite on each Python × matplotlib × werkzeug × Django corner.
 
     nox                                  # every session: the full matrix
     nox -s "tests(oldest)" "tests(newest)"   # the two corners CI runs
@@ -30,12 +30,12 @@ for bin_dir in sorted(PYENV_VERSIONS.glob("3.*/bin")):
 
 # (id, python, requirements pinned on top of '.[test]')
 MATRIX = [
-    ("oldest", "3.9", ["matplotlib==3.5.*", "werkzeug==2.2.*", "flask==2.2.*", "numpy<2"]),
+    ("oldest", "3.9", ["matplotlib==3.5.*", "werkzeug==2.2.*", "flask==2.2.*", "django==4.2.*", "numpy<2"]),
     ("py3.10-mpl3.6", "3.10", ["matplotlib==3.6.*", "numpy<2"]),
     ("py3.11-mpl3.7", "3.11", ["matplotlib==3.7.*", "numpy<2"]),
     ("py3.11-mpl3.8", "3.11", ["matplotlib==3.8.*"]),
     ("py3.12-mpl3.9", "3.12", ["matplotlib==3.9.*"]),
-    ("newest", "3.13", ["--upgrade", "matplotlib", "werkzeug", "flask"]),
+    ("newest", "3.13", ["--upgrade", "matplotlib", "werkzeug", "flask", "django"]),
     # The newest releases with cp313t wheels; later ones ship cp314t wheels only.
     (
         "free-threaded",
@@ -56,7 +56,7 @@ MATRIX = [
 VERSIONS = (
     "import sys, importlib.metadata as m; print(sys.version.split()[0], "
     "'GIL enabled' if getattr(sys, '_is_gil_enabled', lambda: True)() else 'GIL disabled', "
-    "*(f'{p} {m.version(p)}' for p in ('matplotlib', 'werkzeug', 'numpy')))"
+    "*(f'{p} {m.version(p)}' for p in ('matplotlib', 'werkzeug', 'django', 'numpy')))"
 )
 
 

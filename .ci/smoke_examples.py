@@ -2,8 +2,9 @@
 
     python .ci/smoke_examples.py EXAMPLES_DIR
 
-Runs examples/legacy_callback.py from 8 threads, then serves examples/wsgi_app.py
-and examples/legacy_app.py on free ports and fetches every route once.  Exits 1,
+Runs examples/legacy_callback.py from 8 threads, then serves examples/wsgi_app.py,
+examples/legacy_app.py and examples/django_app.py on free ports and fetches every
+route once.  Exits 1,
 saying what failed, if any output is wrong; the servers are stopped either way.
 Standard library only, so that it needs nothing the wheel does not bring.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,9 +34,9 @@ def get(port: int, path: str) -> tuple[int, str, bytes]:
 
 
 @contextmanager
-def serving(script: Path, ready: str) -> Iterator[int]:
+def serving(script: Path, ready: str, *arguments: str) -> Iterator[int]:
     process = subprocess.Popen(
-        [sys.executable, str(script), "--port", "0"],
+        [sys.executable, str(script), *(arguments or ("--port", "0"))],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -92,6 +94,19 @@ def main(examples: Path) -> int:
     with serving(examples / "legacy_app.py", r"Running on http://127\.0\.0\.1:(\d+)") as port:
         status, _, body = get(port, "/sales/1.png")
         check(status == 200 and body.startswith(PNG), "legacy_app.py /sales/1.png")
+
+    with socket.socket() as probe:  # runserver prints the port it was given, so give it a free one
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    runserver = ("runserver", "--noreload", f"127.0.0.1:{free_port}")
+    with serving(examples / "django_app.py", r"server at http://127\.0\.0\.1:(\d+)/", *runserver) as port:
+        status, _, page = get(port, "/")
+        sources = re.findall(rb'src="([^"]+)"', page)
+        check(status == 200 and len(sources) == 9, "django_app.py / lists 9 plots")
+        for source in sources:
+            status, mimetype, body = get(port, source.decode())
+            check(status == 200 and mimetype.startswith("image/"), f"django_app.py {source.decode()}")
+        check(get(port, "/stats")[2].find(b'"open_figures": 0') > 0, "django_app.py leaves no figure open")
     return 0
 
 

@@ -8,10 +8,11 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,11 +93,14 @@ class ServerProcess:
 
 
 @contextmanager
-def server_process(command: Sequence[str], ready: str, *, timeout: float = 60) -> Iterator[ServerProcess]:
+def server_process(
+    command: Sequence[str], ready: str, *, timeout: float = 60, extra_env: Mapping[str, str] | None = None
+) -> Iterator[ServerProcess]:
     """Start a server process; ``ready`` is a regex whose group 1 is the port it listens on.
 
     Waits for that line (at most ``timeout`` seconds), yields, then stops the
-    process with SIGTERM (SIGKILL if it lingers) and reaps it.
+    process with SIGTERM (SIGKILL if it lingers) and reaps it.  ``extra_env``
+    is added to the environment last.
     """
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # The example answers 503 after 10 s in the lock's queue. On a slow machine
@@ -105,6 +109,7 @@ def server_process(command: Sequence[str], ready: str, *, timeout: float = 60) -
     env["SAFEPLOT_TIMEOUT"] = "50"
     env["MALLOC_ARENA_MAX"] = os.environ.get("MALLOC_ARENA_MAX", "2")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.update(extra_env or {})
     process = subprocess.Popen(
         list(command), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -171,3 +176,37 @@ def gunicorn_server(workers: int = 2) -> Any:
         ],
         r"Listening at: http://127\.0\.0\.1:(\d+)",
     )
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 just now, for servers that cannot bind port 0 and report it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+DJANGO_TEST_SITE = "tests.django_site"
+
+
+def django_server(server: str, site: str | None = None, env: Mapping[str, str] | None = None) -> Any:
+    """A Django site under ``runserver`` (threaded, no reloader) or gunicorn gthread (one worker).
+
+    ``site`` None is examples/django_app.py; else a settings module such as
+    DJANGO_TEST_SITE.
+    """
+    settings_env = {"DJANGO_SETTINGS_MODULE": site} if site else {}
+    if server == "runserver":
+        port = free_port()
+        manage = [str(ROOT / "examples" / "django_app.py")] if site is None else ["-m", "django"]
+        command = [sys.executable, *manage, "runserver", "--noreload", f"127.0.0.1:{port}"]
+        ready = r"Starting development server at http://127\.0\.0\.1:(\d+)/"
+    elif server == "gunicorn":
+        app = "examples.django_app:application" if site is None else "django.core.wsgi:get_wsgi_application()"
+        command = [
+            *(sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "16", "-w", "1"),
+            *("--bind", "127.0.0.1:0", app),
+        ]
+        ready = r"Listening at: http://127\.0\.0\.1:(\d+)"
+    else:
+        raise ValueError(f"unknown server {server!r}")
+    return server_process(command, ready, extra_env={**settings_env, **(env or {})})

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import types
+
+import pytest
 
 import safeplot
 from tests.conftest import ROOT
@@ -26,12 +29,12 @@ def test_every_public_name_is_documented_in_the_readme_and_has_a_docstring() -> 
         assert getattr(safeplot, name).__doc__, f"safeplot.{name} has no docstring"
 
 
-def test_every_wsgi_name_is_documented_in_the_readme() -> None:
-    import safeplot.wsgi
-
-    for name in safeplot.wsgi.__all__:
-        assert f"`safeplot.wsgi.{name}(" in README
-        assert getattr(safeplot.wsgi, name).__doc__
+@pytest.mark.parametrize("adapter", ["wsgi", "django"])
+def test_every_adapter_name_is_documented_in_the_readme(adapter: str) -> None:
+    module = importlib.import_module(f"safeplot.{adapter}")
+    for name in module.__all__:
+        assert f"`safeplot.{adapter}.{name}(" in README
+        assert getattr(module, name).__doc__
 
 
 def test_ci_runs_the_readme_test_command() -> None:

@@ -86,7 +86,7 @@ def test_gunicorn_two_preloaded_workers_under_load_match_serial_render() -> None
         assert_load_served_correctly(running)
 
 
-@pytest.mark.slow(seconds=15)
+@pytest.mark.slow(seconds=6)
 def test_waitress_serves_the_same_app() -> None:
     command = [
         sys.executable,
@@ -97,7 +97,7 @@ def test_waitress_serves_the_same_app() -> None:
         "examples.wsgi_app:app",
     ]
     with server_process(command, r"Serving on http://127\.0\.0\.1:(\d+)") as running:
-        paths = load_paths(48)
+        paths = load_paths(scaled(16))  # the load itself is the other servers' test
         replies = fetch_all(running.base_url, paths, clients=8)
         assert [reply.body for reply in replies] == [serial_render(path) for path in paths]
 
