@@ -199,7 +199,7 @@ def django_server(server: str, site: str | None = None, env: Mapping[str, str] |
         port = free_port()
         manage = [str(ROOT / "examples" / "django_app.py")] if site is None else ["-m", "django"]
         command = [sys.executable, *manage, "runserver", "--noreload", f"127.0.0.1:{port}"]
-        ready = r"Starting development server at http://127\.0\.0\.1:(\d+)/"
+        ready = r"server at http://127\.0\.0\.1:(\d+)/"  # Django 6: "Starting WSGI development server"
     elif server == "gunicorn":
         app = "examples.django_app:application" if site is None else "django.core.wsgi:get_wsgi_application()"
         command = [

@@ -27,7 +27,13 @@ django.setup()
 
 from django.core.asgi import get_asgi_application  # noqa: E402
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse  # noqa: E402
+from django.http import (  # noqa: E402
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.test import Client, override_settings  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils.decorators import method_decorator  # noqa: E402
@@ -236,6 +242,22 @@ def test_streaming_content_that_plots_is_produced_whole_then_sent_without_the_lo
     assert b"".join(streamed.streaming_content) == b"drawn\n"
     assert held_while_yielding == [True]  # produced in memory under the lock; the byte went out after
     assert Gcf.figs == {} and safeplot.stats()["holder"] is None
+
+
+def test_file_response_of_a_plotting_view_streams_untouched_without_the_lock(tmp_path: Any) -> None:
+    report = tmp_path / "report.png"
+
+    def view(request: HttpRequest) -> FileResponse:
+        django_urls.draw_legacy(2)
+        plt.savefig(report)
+        return FileResponse(report.open("rb"))
+
+    response = SafeplotMiddleware(view)(HttpRequest())
+    assert safeplot.stats()["holder"] is None  # the group ended with the view: the file is sent unlocked
+    assert response.file_to_stream is not None  # still served by the server's file wrapper
+    assert b"".join(response.streaming_content) == report.read_bytes()
+    response.close()
+    assert Gcf.figs == {}
 
 
 async def _asgi_get(app: Any, url: str) -> tuple[int, bytes]:
