@@ -10,6 +10,10 @@ from ._backend import force_backend as _force_backend
 _force_backend()
 _defer_savefig_redraw()
 
+from ._encode import release_lock_while_encoding as _release_lock_while_encoding  # noqa: E402
+
+_release_lock_while_encoding()
+
 from ._compat import alias_renderer_agg_lock as _alias_renderer_agg_lock  # noqa: E402
 from ._errors import LockTimeout, SafeplotWarning, UnlockedPyplotError  # noqa: E402
 from ._group import locked  # noqa: E402

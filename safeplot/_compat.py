@@ -6,6 +6,7 @@ between versions; the rest of the package never tests a version itself.
 
 from __future__ import annotations
 
+import inspect
 import os
 import types
 from collections.abc import Iterable
@@ -206,6 +207,30 @@ def touch_functions() -> dict[str, types.FunctionType]:
 def rcparams_setitem() -> types.FunctionType:
     """``RcParams.__setitem__``, the one way ``rcParams[key] = value`` and ``update`` write."""
     return cast(types.FunctionType, RcParams.__setitem__)
+
+
+# Output formats whose bytes PIL encodes (what the lock may be released for).
+PIL_FORMATS = frozenset({"png", "jpg", "jpeg", "tif", "tiff", "webp", "gif", "avif"})
+
+
+def pil_save_functions() -> dict[str, tuple[types.FunctionType, str]]:
+    """matplotlib's functions that end by handing a finished image to PIL's ``Image.save``.
+
+    Values are the function and the name of its file argument.  ``image.imsave``
+    saves every raster format the Agg canvas writes, except in matplotlib 3.5,
+    whose ``print_jpg`` and ``print_tif`` call PIL themselves.  In each, the
+    call to ``Image.save`` is the last thing done.
+    """
+    import matplotlib.image
+
+    found: dict[str, tuple[types.FunctionType, str]] = {}
+    if is_matplotlibs_own(matplotlib.image.imsave):
+        found["image.imsave"] = (cast(types.FunctionType, matplotlib.image.imsave), "fname")
+    for name in ("print_jpg", "print_tif"):
+        method = inspect.unwrap(FigureCanvasAgg.__dict__[name])
+        if is_matplotlibs_own(method) and not {"imsave", "_print_pil"} & set(method.__code__.co_names):
+            found[f"FigureCanvasAgg.{name}"] = (cast(types.FunctionType, method), "filename_or_obj")
+    return found
 
 
 # --- registries a group puts back as it found them ----------------------------

@@ -53,6 +53,58 @@ def figure_opened_in_group() -> Figure | None:
     return figure
 
 
+class OutsideWindow:
+    """A stretch in which this thread's groups let the lock go, leaving no trace of themselves.
+
+    For work that needs none of matplotlib's shared state (PIL encoding a
+    finished image).  :meth:`open` puts back the state of outside the
+    outermost group (its figures, ``rcParams``, registries) and releases the
+    lock; :meth:`close` takes the lock back, takes the current state as the
+    new outside (a ``with safeplot.lock:`` block elsewhere may have changed it
+    meanwhile) and re-applies the groups' own state.  Only a thread that holds
+    the lock through ``locked()`` groups alone may open one (:meth:`allowed`).
+    """
+
+    __slots__ = ("_hold", "_saved")
+
+    def __init__(self) -> None:
+        self._saved: tuple[dict[Any, FigureManagerBase], _compat.RcSnapshot, Any] | None = None
+        self._hold: Any = None
+
+    @staticmethod
+    def allowed() -> bool:
+        """Whether every hold of the lock by this thread is a ``locked()`` group's."""
+        depth = lock.depth
+        return depth > 0 and depth == len(_frames.stack)
+
+    def open(self) -> None:
+        if self._saved is not None:
+            return
+        outside = _frames.stack[0]
+        assert outside.hidden is not None  # the outermost group's
+        self._saved = (dict(Gcf.figs), _compat.snapshot_rcparams(), _compat.snapshot_registries())
+        Gcf.figs.clear()
+        Gcf.figs.update(outside.hidden)
+        _compat.restore_rcparams(outside.rc)
+        _compat.restore_registries(outside.registries)
+        self._hold = lock.release_for_window()
+
+    def close(self) -> None:
+        if self._saved is None:
+            return
+        lock.end_window(self._hold)
+        figures, rc, registries = self._saved
+        self._saved = None
+        outside = _frames.stack[0]
+        outside.hidden = dict(Gcf.figs)
+        outside.rc = _compat.snapshot_rcparams()
+        outside.registries = _compat.snapshot_registries()
+        Gcf.figs.clear()
+        Gcf.figs.update(figures)
+        _compat.restore_rcparams(rc)
+        _compat.restore_registries(registries)
+
+
 def check_lockable(func: Callable[..., Any]) -> None:
     """Refuse, with TypeError, a function whose body would run after a wrapper returned."""
     if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):

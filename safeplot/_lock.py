@@ -58,6 +58,7 @@ def check_timeout(value: object, *, name: str = "timeout") -> float | None:
 class _Stats:
     __slots__ = (
         "acquisitions",
+        "encode_windows",
         "figures_closed",
         "hold_seconds_max",
         "hold_seconds_total",
@@ -69,6 +70,7 @@ class _Stats:
 
     def __init__(self) -> None:
         self.acquisitions = 0
+        self.encode_windows = 0
         self.waits = 0
         self.timeouts = 0
         self.figures_closed = 0
@@ -115,6 +117,9 @@ class PlotLock:
         seconds passed first.  Raises ValueError for a timeout with
         ``blocking=False``, like RLock.
         """
+        return self._acquire(blocking, timeout, counted=True)
+
+    def _acquire(self, blocking: bool, timeout: float, *, counted: bool) -> bool:
         me = threading.get_ident()
         if self._owner == me:
             self._depth += 1
@@ -135,8 +140,9 @@ class PlotLock:
         self._depth = 1
         self._taken_at = call_site() if self.long_hold is not None else None
         self._acquired_at = time.monotonic()
-        with self._stats_mutex:
-            self._stats.acquisitions += 1
+        if counted:
+            with self._stats_mutex:
+                self._stats.acquisitions += 1
         return True
 
     def _record_wait(self, waited: float, *, timed_out: bool) -> None:
@@ -178,6 +184,34 @@ class PlotLock:
                 stats.hold_seconds_total += held
                 stats.hold_seconds_max = max(stats.hold_seconds_max, held)
             self._mutex.release()
+
+    @property
+    def depth(self) -> int:
+        """How many times the calling thread holds the lock (0: not at all)."""
+        return self._depth if self._owner == threading.get_ident() else 0
+
+    def release_for_window(self) -> tuple[int, tuple[str, int, str] | None]:
+        """Release every level of this thread's hold at once; return what :meth:`end_window` needs.
+
+        Raises RuntimeError if the calling thread does not hold the lock.
+        """
+        depth = self.depth
+        if not depth:
+            raise RuntimeError("cannot release un-acquired lock")
+        with self._stats_mutex:
+            self._stats.encode_windows += 1
+        taken_at = self._taken_at
+        self._depth = 1
+        self.release()
+        return depth, taken_at
+
+    def end_window(self, hold: tuple[int, tuple[str, int, str] | None]) -> None:
+        """Take the lock back after :meth:`release_for_window`, waiting as long as it takes.
+
+        Not counted as an acquisition: the group that opened the window was.
+        """
+        self._acquire(True, -1, counted=False)
+        self._depth, self._taken_at = hold  # a long hold is reported where the group began
 
     def _log_long_hold(self, held: float) -> None:
         long_hold = self.long_hold

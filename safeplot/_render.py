@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Callable
 from typing import Any
@@ -62,7 +63,9 @@ def render(fig: Figure | None = None, format: str = "png", **savefig_kwargs: Any
     fmt = check_format(format)
     if fig is not None and not isinstance(fig, Figure):
         raise TypeError(f"render() needs a matplotlib Figure, not {type(fig).__name__}")
-    with lock:
+    # Inside a group the lock is held already; another level of it would keep
+    # the group from releasing it while PIL encodes (see _encode).
+    with contextlib.nullcontext() if lock.is_owned() else lock:
         if fig is None:
             manager = Gcf.get_active()
             if manager is None:

@@ -19,14 +19,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_python(
-    code: str, *, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
+    code: str, *, env: dict[str, str] | None = None, timeout: float = 60, text: bool = True
+) -> subprocess.CompletedProcess[Any]:
     """Run code in a fresh interpreter with this checkout importable; env adds variables."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MPLBACKEND", "SAFEPLOT_"))}
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-c", code], env=full_env, capture_output=True, text=text, timeout=timeout
     )
 
 

@@ -6,6 +6,7 @@ import io
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.backend_bases import FigureCanvasBase
 
 KINDS = ("line", "scatter", "hist", "bar", "heatmap", "subplots", "mathtext", "styled")
 FORMATS = ("png", "svg", "pdf")
@@ -58,3 +59,31 @@ def draw_and_save(kind: str, seed: int, fmt: str) -> bytes:
     buffer = io.BytesIO()
     plt.savefig(buffer, format=fmt, **SAVE_KW[fmt])
     return buffer.getvalue()
+
+
+# Raster saves whose bytes PIL encodes, with the options that change what it is given
+# (webp needs matplotlib >= 3.6).
+RASTER_SAVES: list[dict[str, object]] = [
+    {"format": "png"},
+    {"format": "png", "dpi": 90, "metadata": {"Title": "safeplot", "Software": None}},
+    {"format": "png", "transparent": True, "bbox_inches": "tight", "pil_kwargs": {"compress_level": 9}},
+    {"format": "jpeg"},
+    {"format": "jpeg", "transparent": True, "pil_kwargs": {"quality": 60, "optimize": True}},
+    {"format": "webp", "dpi": 50},
+    {"format": "webp", "bbox_inches": "tight", "pil_kwargs": {"lossless": True}},
+    {"format": "tiff"},
+    {"format": "tiff", "transparent": True, "pil_kwargs": {"compression": "tiff_lzw"}},
+]
+RASTER_SAVES = [save for save in RASTER_SAVES if save["format"] in FigureCanvasBase.get_supported_filetypes()]
+
+
+def raster_saves(kind: str, seed: int) -> list[bytes]:
+    """``draw(kind, seed)`` saved with every one of RASTER_SAVES, each on a fresh figure."""
+    outputs = []
+    for options in RASTER_SAVES:
+        draw(kind, seed)
+        buffer = io.BytesIO()
+        plt.savefig(buffer, **options)  # type: ignore[arg-type]
+        plt.close()
+        outputs.append(buffer.getvalue())
+    return outputs

@@ -22,6 +22,7 @@ from tests.conftest import ROOT
         ),
         ("bench_guard.py", ["plt.gcf()", "rcParams[key]", "Line2D()", "render", "added us"]),
         ("bench_limits.py", ["default request", "most points", "largest image", "half points, largest"]),
+        ("bench_threads.py", ["safeplot/oo", "640x480          2"]),
     ],
 )
 def test_benchmark_smoke_run(script: str, expected: list[str]) -> None:

@@ -79,6 +79,7 @@ def test_stats_count_acquisitions_waits_timeouts_and_holds() -> None:
     assert after["holder"] is None
     assert set(after) == {
         "acquisitions",
+        "encode_windows",
         "waits",
         "timeouts",
         "figures_closed",

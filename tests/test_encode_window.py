@@ -1,0 +1,180 @@
+"""A locked() group lets the lock go while PIL encodes its image, and leaves no trace while it does."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib.backend_bases import FigureCanvasBase
+from matplotlib.backends.backend_agg import RendererAgg
+from matplotlib.colors import ListedColormap
+
+import safeplot
+from tests.conftest import run_python, scaled
+from tests.plots import RASTER_SAVES, draw, raster_saves
+
+WAIT = 30.0
+
+
+def test_raster_saves_in_a_group_give_the_bytes_of_stock_matplotlib() -> None:
+    stock = run_python(
+        "import sys, pickle, matplotlib\n"
+        "matplotlib.use('agg')\n"
+        "from tests.plots import raster_saves\n"
+        "outputs = raster_saves('heatmap', 3) + raster_saves('mathtext', 4)\n"
+        "assert 'safeplot' not in sys.modules\n"
+        "sys.stdout.buffer.write(pickle.dumps(outputs))\n",
+        text=False,
+    )
+    assert stock.returncode == 0, stock.stderr
+    expected = pickle.loads(stock.stdout)
+    before = safeplot.stats()["encode_windows"]
+    with safeplot.locked():
+        ours = raster_saves("heatmap", 3) + raster_saves("mathtext", 4)
+    assert safeplot.stats()["encode_windows"] - before == 2 * len(RASTER_SAVES)
+    options = RASTER_SAVES * 2
+    differ = [options[i] for i, (got, want) in enumerate(zip(ours, expected)) if got != want]
+    assert differ == []
+
+
+def test_vector_formats_and_paths_keep_the_lock(tmp_path: Path) -> None:
+    before = safeplot.stats()["encode_windows"]
+    with safeplot.locked():
+        draw("line", 1)
+        for fmt in ("svg", "pdf"):
+            plt.savefig(io.BytesIO(), format=fmt)
+        plt.savefig(tmp_path / "plot.png")  # PIL opens a path itself: no window
+        with open(tmp_path / "named.png", "wb") as named:
+            plt.savefig(named, format="png")
+        plt.close()
+    assert safeplot.stats()["encode_windows"] == before
+    assert (tmp_path / "plot.png").read_bytes() == (tmp_path / "named.png").read_bytes()
+
+
+class PausingFile(io.BytesIO):
+    """An output file whose first write waits until the test says go: PIL is then encoding."""
+
+    def __init__(self, encoding: threading.Event, go: threading.Event) -> None:
+        super().__init__()
+        self._encoding, self._go = encoding, go
+
+    def write(self, data: Any) -> int:
+        if not self._encoding.is_set():
+            self._encoding.set()
+            assert self._go.wait(WAIT)
+        return super().write(data)
+
+
+CMAP = ListedColormap(["red", "blue"], name="safeplot-window-test")
+
+
+def group_that_saves(output: io.BytesIO) -> dict[str, Any]:
+    """A group with a figure, a style, an rcParam and a colormap of its own; what it saw after saving."""
+    with safeplot.locked():
+        plt.style.use("dark_background")
+        matplotlib.colormaps.register(CMAP)
+        draw("line", 5)
+        plt.rcParams["lines.linewidth"] = 7
+        figure = plt.gcf()
+        plt.savefig(output, format="png")
+        return {
+            "current figure kept": plt.gcf() is figure and plt.get_fignums() == [figure.number],
+            "linewidth": plt.rcParams["lines.linewidth"],
+            "facecolor": plt.rcParams["axes.facecolor"],
+            "cmap": CMAP.name in matplotlib.colormaps,
+        }
+
+
+def test_another_group_runs_while_one_encodes_and_sees_nothing_of_it() -> None:
+    encoding, go = threading.Event(), threading.Event()
+    output = PausingFile(encoding, go)
+    after: dict[str, Any] = {}
+    saver = threading.Thread(target=lambda: after.update(group_that_saves(output)), name="saver")
+    saver.start()
+    try:
+        assert encoding.wait(WAIT)
+        with safeplot.locked(timeout=WAIT):  # enters while the saver is in PIL: the window is open
+            seen = {
+                "figures": plt.get_fignums(),
+                "linewidth": plt.rcParams["lines.linewidth"],
+                "facecolor": plt.rcParams["axes.facecolor"],
+                "cmap": CMAP.name in matplotlib.colormaps,
+            }
+            plt.style.use("ggplot")  # undone when this group ends
+        with safeplot.lock:  # a lasting change of the outside, made while the window is open
+            matplotlib.rcParams["axes.titlesize"] = 21
+    finally:
+        go.set()
+        saver.join(WAIT)
+    try:
+        assert seen == {"figures": [], "linewidth": 1.5, "facecolor": "white", "cmap": False}
+        assert after == {"current figure kept": True, "linewidth": 7, "facecolor": "black", "cmap": True}
+        assert matplotlib.rcParams["axes.titlesize"] == 21  # the saver's group kept the new outside
+        assert plt.rcParams["lines.linewidth"] == 1.5 and CMAP.name not in matplotlib.colormaps
+        serial = io.BytesIO()
+        assert group_that_saves(serial) == after
+    finally:
+        matplotlib.rcParams["axes.titlesize"] = "large"
+    assert output.getvalue() == serial.getvalue()
+
+
+@pytest.mark.parametrize("plain", ["safeplot.lock", "RendererAgg.lock"])
+def test_a_plain_hold_inside_the_group_keeps_the_lock_through_the_encoding(plain: str) -> None:
+    hold = safeplot.lock if plain == "safeplot.lock" else RendererAgg.lock  # type: ignore[attr-defined]
+    encoding, go = threading.Event(), threading.Event()
+    output = PausingFile(encoding, go)
+
+    def save() -> None:
+        with safeplot.locked(), hold:
+            draw("bar", 2)
+            plt.savefig(output, format="png")
+
+    saver = threading.Thread(target=save, name="saver")
+    saver.start()
+    try:
+        assert encoding.wait(WAIT)
+        with (
+            pytest.raises(safeplot.LockTimeout, match="held by thread 'saver'"),
+            safeplot.locked(timeout=0.2),
+        ):
+            pass
+    finally:
+        go.set()
+        saver.join(WAIT)
+    assert output.getvalue().startswith(b"\x89PNG")
+
+
+STYLES = ("dark_background", "ggplot", "classic")
+WEBP = "webp" if "webp" in FigureCanvasBase.get_supported_filetypes() else "png"  # matplotlib >= 3.6
+JOBS = [("line", "png"), ("heatmap", "jpeg"), ("scatter", WEBP), ("bar", "tiff")]
+
+
+def styled_save(kind: str, seed: int, fmt: str) -> bytes:
+    with safeplot.locked():
+        plt.style.use(STYLES[seed % len(STYLES)])
+        draw(kind, seed)
+        buffer = io.BytesIO()
+        plt.savefig(buffer, format=fmt)
+        return buffer.getvalue()
+
+
+@pytest.mark.slow(seconds=6)
+def test_style_changing_groups_encoding_in_parallel_match_a_serial_run() -> None:
+    jobs = [(kind, seed, fmt) for seed in range(scaled(6)) for kind, fmt in JOBS]
+    serial = [styled_save(*job) for job in jobs]
+    before = safeplot.stats()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(lambda job: styled_save(*job), jobs))
+    after = safeplot.stats()
+    wrong = [job for job, got, want in zip(jobs, threaded, serial) if got != want]
+    assert wrong == []
+    assert after["acquisitions"] - before["acquisitions"] == len(jobs)  # one per group, windows or not
+    assert after["encode_windows"] - before["encode_windows"] == len(jobs)
+    assert after["holder"] is None and after["hold_seconds_total"] > before["hold_seconds_total"]
