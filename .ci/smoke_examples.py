@@ -3,7 +3,7 @@
     python .ci/smoke_examples.py EXAMPLES_DIR
 
 Runs examples/legacy_callback.py from 8 threads, then serves examples/wsgi_app.py,
-examples/legacy_app.py and examples/django_app.py on free ports and fetches every
+examples/legacy_app.py, examples/django_app.py and examples/asgi_app.py on free ports and fetches every
 route once.  Exits 1,
 saying what failed, if any output is wrong; the servers are stopped either way.
 Standard library only, so that it needs nothing the wheel does not bring.
@@ -107,6 +107,15 @@ def main(examples: Path) -> int:
             status, mimetype, body = get(port, source.decode())
             check(status == 200 and mimetype.startswith("image/"), f"django_app.py {source.decode()}")
         check(get(port, "/stats")[2].find(b'"open_figures": 0') > 0, "django_app.py leaves no figure open")
+
+    with serving(examples / "asgi_app.py", r"Uvicorn running on http://127\.0\.0\.1:(\d+)") as port:
+        status, _, page = get(port, "/")
+        sources = re.findall(rb'src="([^"]+)"', page)
+        check(status == 200 and len(sources) == 6, "asgi_app.py / lists 6 plots")
+        for source in sources:
+            status, mimetype, body = get(port, source.decode())
+            check(status == 200 and body.startswith(PNG), f"asgi_app.py {source.decode()}")
+        check(get(port, "/stats")[2].find(b'"open_figures":0') > 0, "asgi_app.py leaves no figure open")
     return 0
 
 

@@ -27,4 +27,9 @@ class LockTimeout(TimeoutError):
 
 
 class UnlockedPyplotError(RuntimeError):
-    """pyplot was called without :data:`safeplot.lock`, under ``safeplot.guard("raise")``."""
+    """pyplot was called without :data:`safeplot.lock` where that is refused.
+
+    Under ``safeplot.guard("raise")``; and on an event loop (an ``async def``
+    endpoint) under ``safeplot.asgi.SafeplotMiddleware``, where waiting for
+    the lock would stall every request.
+    """

@@ -53,6 +53,66 @@ def figure_opened_in_group() -> Figure | None:
     return figure
 
 
+def _open_frame(*, outermost: bool) -> _Frame:
+    """Start a group's frame (the lock held): an outermost one sets the figures of outside aside."""
+    if not outermost:
+        return _Frame(None, set(Gcf.figs.values()))
+    frame = _Frame(dict(Gcf.figs), set())
+    Gcf.figs.clear()
+    return frame
+
+
+def _close_frame(frame: _Frame) -> None:
+    """End a group's frame (the lock held): close what it opened, put back what it changed."""
+    opened = [m for m in list(Gcf.figs.values()) if m not in frame.present]
+    try:
+        lock.count_figures_closed(_compat.close_managers(opened))
+    finally:
+        if frame.hidden is not None:
+            Gcf.figs.clear()
+            Gcf.figs.update(frame.hidden)
+        _compat.restore_rcparams(frame.rc)
+        _compat.restore_registries(frame.registries)
+
+
+class ContextGroup:
+    """An outermost group held for a context (an ASGI request), begun in one thread, ended in another.
+
+    :meth:`enter` takes the lock in the calling thread and claims it for the
+    context's owner (``_lock.context_owner``), so that the thread may go on to
+    other work (a thread pool's) without holding it for that work.
+    :meth:`exit`, in any thread running the same context (the event loop's),
+    takes the hold over without waiting and ends the group as ``locked()``
+    does.  Its frame is kept here, not on a thread's stack.
+    """
+
+    __slots__ = ("_frame", "_timeout")
+
+    def __init__(self, timeout: float | None) -> None:
+        self._timeout = timeout
+        self._frame: _Frame | None = None
+
+    def enter(self) -> None:
+        """Raises :class:`safeplot.LockTimeout` when the lock is not had in time."""
+        lock.acquire_within(lock.default_timeout if self._timeout is _UNSET else self._timeout)
+        try:
+            lock.claim_for_context()
+            self._frame = _open_frame(outermost=True)
+        except BaseException:
+            lock.release()
+            raise
+
+    def exit(self) -> None:
+        frame, self._frame = self._frame, None
+        if frame is None:
+            return
+        lock.take_over()
+        try:
+            _close_frame(frame)
+        finally:
+            lock.release()
+
+
 class OutsideWindow:
     """A stretch in which this thread's groups let the lock go, leaving no trace of themselves.
 
@@ -140,12 +200,7 @@ class _Group:
         timeout = lock.default_timeout if self._timeout is _UNSET else self._timeout
         lock.acquire_within(timeout)
         try:
-            if _frames.stack:
-                frame = _Frame(None, set(Gcf.figs.values()))
-            else:
-                frame = _Frame(dict(Gcf.figs), set())
-                Gcf.figs.clear()
-            _frames.stack.append(frame)
+            _frames.stack.append(_open_frame(outermost=not _frames.stack))
         except BaseException:
             lock.release()
             raise
@@ -159,15 +214,7 @@ class _Group:
     ) -> None:
         frame = _frames.stack.pop()
         try:
-            opened = [m for m in list(Gcf.figs.values()) if m not in frame.present]
-            try:
-                lock.count_figures_closed(_compat.close_managers(opened))
-            finally:
-                if frame.hidden is not None:
-                    Gcf.figs.clear()
-                    Gcf.figs.update(frame.hidden)
-                _compat.restore_rcparams(frame.rc)
-                _compat.restore_registries(frame.registries)
+            _close_frame(frame)
         finally:
             lock.release()
 

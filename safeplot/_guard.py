@@ -24,6 +24,7 @@ changes of shared state; reads are not reported) and the middlewares of
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import os
 import threading
@@ -36,7 +37,7 @@ import matplotlib
 
 from . import _compat
 from ._errors import SafeplotWarning, UnlockedPyplotError
-from ._lock import call_site, lock
+from ._lock import call_site, context_owner, lock
 
 GUARD_ENV = "SAFEPLOT_GUARD"
 MODES = ("warn", "raise", "off")
@@ -157,6 +158,10 @@ class _ThreadState(threading.local):
 
 
 thread_state = _ThreadState()
+# The same for every thread that runs a context (an ASGI request's code, in a thread pool).
+context_handler: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "safeplot_context_handler", default=None
+)
 _mode: Mode = "off"
 _reported: set[tuple[str, int, str]] = set()
 _reported_mutex = threading.Lock()
@@ -164,7 +169,9 @@ _reported_mutex = threading.Lock()
 
 def _dispatch(key: str, args: tuple[Any, ...]) -> Callable[..., Any]:
     target = hooks.targets[key]
-    if lock._owner != threading.get_ident():
+    if lock._owner != threading.get_ident() or (
+        lock._context_owner is not None and lock._context_owner is not context_owner.get()
+    ):
         _unlocked_call(key, target.kind, args)
     return target.original
 
@@ -172,7 +179,7 @@ def _dispatch(key: str, args: tuple[Any, ...]) -> Callable[..., Any]:
 def _unlocked_call(key: str, kind: str, args: tuple[Any, ...]) -> None:
     if key.startswith("rcParams.") and (not args or args[0] is not matplotlib.rcParams):
         return  # another RcParams object (a copy, the defaults): not shared state
-    handler = thread_state.on_unlocked_call
+    handler = thread_state.on_unlocked_call or context_handler.get()
     if handler is not None:
         handler()
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import os
@@ -97,6 +98,9 @@ class PlotLock:
         self._mutex = threading.Lock()
         self._stats_mutex = threading.Lock()
         self._owner: int | None = None
+        # Set while the hold is an ASGI request's (see context_owner): then it is the
+        # caller's only if its context carries that request, whichever thread holds it.
+        self._context_owner: object | None = None
         self._owner_name: str | None = None
         self._depth = 0
         self._acquired_at = 0.0
@@ -121,7 +125,7 @@ class PlotLock:
 
     def _acquire(self, blocking: bool, timeout: float, *, counted: bool) -> bool:
         me = threading.get_ident()
-        if self._owner == me:
+        if self._held_by_caller():
             self._depth += 1
             return True
         if not blocking and timeout != -1:
@@ -166,7 +170,7 @@ class PlotLock:
 
         Raises RuntimeError if the calling thread does not hold the lock.
         """
-        if self._owner != threading.get_ident():
+        if not self._held_by_caller():
             raise RuntimeError("cannot release un-acquired lock")
         self._depth -= 1
         if self._depth:
@@ -179,6 +183,7 @@ class PlotLock:
         finally:
             self._owner = None
             self._owner_name = None
+            self._context_owner = None
             with self._stats_mutex:
                 stats = self._stats
                 stats.hold_seconds_total += held
@@ -188,7 +193,7 @@ class PlotLock:
     @property
     def depth(self) -> int:
         """How many times the calling thread holds the lock (0: not at all)."""
-        return self._depth if self._owner == threading.get_ident() else 0
+        return self._depth if self._held_by_caller() else 0
 
     def release_for_window(self) -> tuple[int, tuple[str, int, str] | None]:
         """Release every level of this thread's hold at once; return what :meth:`end_window` needs.
@@ -240,7 +245,35 @@ class PlotLock:
 
     def is_owned(self) -> bool:
         """Whether the calling thread holds the lock."""
-        return self._owner == threading.get_ident()
+        return self._held_by_caller()
+
+    def _held_by_caller(self) -> bool:
+        return self._owner == threading.get_ident() and (
+            self._context_owner is None or self._context_owner is context_owner.get()
+        )
+
+    def claim_for_context(self) -> None:
+        """Make this thread's hold the hold of its context's owner (an ASGI request), not the thread's.
+
+        The thread may then run other contexts' work (a thread pool's): for
+        them the lock is not held.  The owner ends the hold with
+        :meth:`take_over`, in whatever thread runs its context then.
+        """
+        if not self._held_by_caller():
+            raise RuntimeError("cannot claim un-acquired lock")
+        self._context_owner = context_owner.get()
+
+    def take_over(self) -> None:
+        """Hold, in the calling thread, the hold this context's owner claimed in another; never waits.
+
+        Raises RuntimeError if the lock is not held for this context's owner.
+        """
+        owner = context_owner.get()
+        if owner is None or self._context_owner is not owner:
+            raise RuntimeError("safeplot.lock is not held for this context")
+        self._owner = threading.get_ident()
+        self._owner_name = threading.current_thread().name
+        self._depth = 1  # the whole hold: a level the context's code never released goes with it
 
     @property
     def holder(self) -> str | None:
@@ -258,6 +291,7 @@ class PlotLock:
         return snapshot
 
     def _reinit_after_fork(self) -> None:
+        self._context_owner = None
         self._mutex = threading.Lock()
         self._stats_mutex = threading.Lock()
         self._stats = _Stats()
@@ -269,6 +303,10 @@ class PlotLock:
             self._depth = 0
 
 
+# Who holds the lock in a context (an ASGI request, in every thread its code runs in).
+context_owner: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+    "safeplot_context_owner", default=None
+)
 lock = PlotLock()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lock._reinit_after_fork)

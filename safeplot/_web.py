@@ -9,6 +9,7 @@ sent while that group holds the lock.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -16,10 +17,10 @@ from typing import Any, NamedTuple, TypeVar, Union
 
 from matplotlib.figure import Figure
 
-from ._errors import LockTimeout
-from ._group import _Group, check_lockable, locked
-from ._guard import hooks, thread_state
-from ._lock import _UNSET, check_timeout
+from ._errors import LockTimeout, UnlockedPyplotError
+from ._group import ContextGroup, _Group, check_lockable, locked
+from ._guard import context_handler, hooks, thread_state
+from ._lock import _UNSET, check_timeout, context_owner
 from ._render import check_format, figure_drawn_by, mimetype, render
 
 T = TypeVar("T")
@@ -168,6 +169,70 @@ class PyplotRequest:
         finally:
             if self.begun:
                 self._group.__exit__(None, None, None)
+
+
+class ContextRequest:
+    """One ASGI request's pyplot use: a group begun by its first touch of shared state in any
+    thread that runs its code (a thread pool's), and ended by :meth:`end_group` on the event loop.
+
+    :meth:`start` (on the event loop, in the request's task) arms every thread
+    that runs the request's context later: the first touch there takes the
+    lock, waiting up to ``timeout``, for the request (not for the thread).  A
+    touch on the event loop itself raises :class:`safeplot.UnlockedPyplotError`
+    instead of waiting there.  :meth:`end_group` never waits; after it, a
+    later touch begins another group.
+    """
+
+    def __init__(self, timeout: float | None) -> None:
+        self._group = ContextGroup(timeout)
+        self.begun = False
+        self.timed_out: LockTimeout | None = None
+        self._tokens: tuple[Any, Any] | None = None
+
+    def start(self) -> None:
+        hooks.use()
+        self._tokens = (context_owner.set(self), context_handler.set(self.begin))
+
+    def begin(self) -> None:
+        if _on_event_loop():
+            raise UnlockedPyplotError(
+                "matplotlib used on the event loop (in an async def endpoint) under "
+                "safeplot.asgi.SafeplotMiddleware: waiting there for the plotting lock would stall "
+                "every request. Make the endpoint a plain def (it then runs in the thread pool), "
+                "or await safeplot.asgi.render_callback(func, ...) from the async one"
+            )
+        try:
+            self._group.enter()
+        except LockTimeout as error:
+            self.timed_out = error
+            raise
+        self.begun = True
+
+    def end_group(self) -> None:
+        """End the group if one is open: figures closed, changes undone, lock released."""
+        if self.begun:
+            self.begun = False
+            self._group.exit()
+
+    def finish(self) -> None:
+        """End the group and disarm; in the request's task, once."""
+        try:
+            self.end_group()
+        finally:
+            if self._tokens is not None:
+                owner_token, handler_token = self._tokens
+                self._tokens = None
+                context_handler.reset(handler_token)
+                context_owner.reset(owner_token)
+                hooks.unuse()
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def send_unlocked(

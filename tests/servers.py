@@ -210,3 +210,30 @@ def django_server(server: str, site: str | None = None, env: Mapping[str, str] |
     else:
         raise ValueError(f"unknown server {server!r}")
     return server_process(command, ready, extra_env={**settings_env, **(env or {})})
+
+
+def uvicorn_server(app: str | None = None, env: Mapping[str, str] | None = None) -> Any:
+    """An ASGI app under uvicorn: ``app`` as "module:attribute", None for examples/asgi_app.py."""
+    if app is None:
+        command = [sys.executable, str(ROOT / "examples" / "asgi_app.py"), "--port", "0"]
+    else:
+        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "0"]
+    return server_process(command, r"Uvicorn running on http://127\.0\.0\.1:(\d+)", extra_env=env)
+
+
+@contextmanager
+def lock_held(server: ServerProcess) -> Iterator[None]:
+    """A test site's lock held by one of its request threads for the duration of the block.
+
+    The site serves ``/hold`` (holds the lock until released), ``/wait/held``
+    and ``/set/release``, synchronised with Events in the server process.
+    """
+    holder = threading.Thread(target=fetch, args=(server.base_url, "/hold"), name="holder")
+    holder.start()
+    try:
+        assert fetch(server.base_url, "/wait/held").body == b"held=True\n"
+        yield
+    finally:
+        fetch(server.base_url, "/set/release")
+        holder.join(30)
+    assert not holder.is_alive()

@@ -321,6 +321,25 @@ def test_middleware_under_asgi_groups_sync_views_in_their_threads() -> None:
     assert safeplot.stats()["holder"] is None
 
 
+def test_the_asgi_middleware_alone_makes_django_views_safe_under_asgi() -> None:
+    from safeplot.asgi import SafeplotMiddleware as AsgiMiddleware
+
+    urls = [f"/legacy/{seed}.png" for seed in range(4)]
+    with override_settings(MIDDLEWARE=[]):
+        app = AsgiMiddleware(get_asgi_application())
+
+        async def serial_then_concurrent() -> tuple[list[tuple[int, bytes]], list[tuple[int, bytes]]]:
+            serial = [await _asgi_get(app, url) for url in urls]
+            concurrent = await asyncio.gather(*(_asgi_get(app, url) for url in urls * 4))
+            return serial, list(concurrent)
+
+        serial, concurrent = asyncio.run(serial_then_concurrent())
+    assert {status for status, _ in serial + concurrent} == {200}
+    assert [body for _, body in concurrent] == [body for _, body in serial] * 4
+    assert Gcf.figs == {} and plt.rcParams["axes.facecolor"] == "white"
+    assert safeplot.stats()["holder"] is None
+
+
 def test_import_without_django_explains_the_extra() -> None:
     blocker = "import sys; sys.modules['django'] = None\n"
     web = run_python(blocker + "import safeplot.django")

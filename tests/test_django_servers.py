@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
-from tests.servers import DJANGO_TEST_SITE, ServerProcess, django_server, fetch, fetch_all
+from tests.servers import DJANGO_TEST_SITE, ServerProcess, django_server, fetch, fetch_all, lock_held
 
 pytest.importorskip("django")
 
@@ -57,20 +56,6 @@ def test_the_page_lists_plots_that_all_load(example: ServerProcess) -> None:
     replies = fetch_all(example.base_url, sources, clients=9)
     assert [reply.status for reply in replies] == [200] * len(sources)
     assert {reply.headers["content-type"] for reply in replies} == {"image/png", "image/svg+xml"}
-
-
-@contextmanager
-def lock_held(site: ServerProcess) -> Iterator[None]:
-    """The server's lock held by one of its request threads for the duration of the block."""
-    holder = threading.Thread(target=fetch, args=(site.base_url, "/hold"), name="holder")
-    holder.start()
-    try:
-        assert fetch(site.base_url, "/wait/held").body == b"held=True\n"
-        yield
-    finally:
-        fetch(site.base_url, "/set/release")
-        holder.join(30)
-    assert not holder.is_alive()
 
 
 def test_503_with_retry_after_when_the_lock_is_held_past_a_views_timeout(site: ServerProcess) -> None:

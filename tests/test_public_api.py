@@ -29,7 +29,7 @@ def test_every_public_name_is_documented_in_the_readme_and_has_a_docstring() -> 
         assert getattr(safeplot, name).__doc__, f"safeplot.{name} has no docstring"
 
 
-@pytest.mark.parametrize("adapter", ["wsgi", "django"])
+@pytest.mark.parametrize("adapter", ["wsgi", "django", "asgi"])
 def test_every_adapter_name_is_documented_in_the_readme(adapter: str) -> None:
     module = importlib.import_module(f"safeplot.{adapter}")
     for name in module.__all__:

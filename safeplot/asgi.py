@@ -1,0 +1,145 @@
+"""ASGI: awaiting a legacy pyplot callback off the event loop, and the middleware for async apps.
+
+FastAPI and Starlette (and Django under ASGI) run ``def`` endpoints in a
+thread pool, where pyplot races as under a threaded WSGI server, and
+``async def`` endpoints on the event loop, where waiting for a lock would
+stall every request.  This module needs nothing beyond the standard library;
+under an event loop other than asyncio's (trio), :func:`render_callback` uses
+anyio if it is installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from . import _web
+from ._errors import LockTimeout
+from ._lock import _UNSET, check_timeout
+from ._render import check_format
+from ._render import render_callback as _render_callback
+
+__all__ = ["SafeplotMiddleware", "render_callback"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+async def render_callback(
+    func: Callable[..., Any],
+    *args: Any,
+    format: str = "png",
+    savefig_kwargs: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> bytes:
+    """Await :func:`safeplot.render_callback` run in a worker thread: the event loop never waits for the lock.
+
+    ``func(*args, **kwargs)`` runs in a ``locked()`` group in the loop's
+    default thread pool (asyncio), or in anyio's worker threads under another
+    loop (trio, with anyio installed); the bytes of the Figure it returns,
+    else of the current figure it opened, come back.
+
+    On the bad path: if the awaiting task is cancelled, the thread still
+    finishes its group (the lock is released and its figures closed) and its
+    result is dropped.  :class:`safeplot.LockTimeout` propagates, as do
+    ValueError for an unknown format or a callback that drew nothing, and the
+    callback's own exceptions.  RuntimeError outside a running event loop, or
+    under a loop other than asyncio's without anyio.
+    """
+    check_format(format)
+    call = functools.partial(
+        _render_callback, func, *args, format=format, savefig_kwargs=savefig_kwargs, **kwargs
+    )
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        return await loop.run_in_executor(None, call)
+    try:
+        import anyio.to_thread
+    except ImportError:
+        raise RuntimeError(
+            "safeplot.asgi.render_callback needs a running asyncio loop, or anyio for another one"
+        ) from None
+    try:
+        return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+    except TypeError:  # anyio < 4.1 names it cancellable
+        return await anyio.to_thread.run_sync(call, cancellable=True)
+
+
+class SafeplotMiddleware:
+    """Pure ASGI middleware that makes each HTTP request's pyplot use safe, with no change to the endpoints.
+
+    FastAPI and Starlette: ``app.add_middleware(SafeplotMiddleware, timeout=10)``;
+    any ASGI app, Django's included: ``app = SafeplotMiddleware(app, timeout=10)``.
+
+    A request's first touch of matplotlib's shared state (a pyplot call,
+    ``plt.style``, ``rcParams``, making an artist) in a thread that runs its
+    code, as the thread pool does for ``def`` endpoints, takes
+    :data:`safeplot.lock` for the request, waiting there up to ``timeout``
+    seconds (default: that of :func:`safeplot.configure`).  The group ends as
+    the response's first message goes out (for a ``def`` endpoint: right
+    after it returned): its figures are closed, its changes to ``rcParams``,
+    style and registries undone and the lock released, on the event loop,
+    without waiting.  Each later message ends the group a body iterator began
+    in the thread pool meanwhile, before that chunk is sent.  Requests that
+    never touch matplotlib never take the lock; the event loop never waits
+    for it.  Lifespan and websocket scopes pass through untouched.
+
+    On the bad path: a :class:`safeplot.LockTimeout` becomes a text/plain
+    ``503 Service Unavailable`` with ``Retry-After`` if nothing was sent yet
+    (also replacing the 500 page a framework made of it).  An ``async def``
+    endpoint that calls pyplot itself, on the event loop, gets a
+    :class:`safeplot.UnlockedPyplotError` saying to make it a ``def``
+    endpoint or to await :func:`render_callback`; it never waits for the lock
+    there.  Other exceptions propagate after the cleanup.
+    """
+
+    def __init__(self, app: ASGIApp, timeout: float | None = _UNSET) -> None:
+        self.app = app
+        self.timeout = check_timeout(timeout) if timeout is not _UNSET else _UNSET
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = _web.ContextRequest(self.timeout)
+        started = replaced = False
+
+        async def send_after_group(message: Message) -> None:
+            nonlocal started, replaced
+            request.end_group()
+            if replaced:
+                return  # the app's own page for the LockTimeout, after the 503 went out
+            if message["type"] == "http.response.start":
+                if request.timed_out is not None:
+                    replaced = True
+                    await _send_answer(send, _web.lock_timeout_answer(request.timed_out))
+                    started = True
+                    return
+                started = True
+            await send(message)
+
+        request.start()
+        try:
+            await self.app(scope, receive, send_after_group)
+        except LockTimeout as error:
+            if started and not replaced:
+                raise
+            if not started:
+                await _send_answer(send, _web.lock_timeout_answer(error))
+        finally:
+            request.finish()
+
+
+async def _send_answer(send: Send, answer: _web.Answer) -> None:
+    headers = [(b"content-type", answer.content_type.encode("latin-1"))]
+    headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers]
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})

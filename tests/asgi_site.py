@@ -1,0 +1,84 @@
+"""The FastAPI app the ASGI tests serve: legacy endpoints, and endpoints that hold the lock on request.
+
+A test holds the lock with ``/hold`` (in a thread of its own), learns that it
+is held from ``/wait/held`` and ends the hold with ``/set/release``.  Events
+live in the server process, so the sequence needs no sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from typing import Any
+
+import matplotlib.pyplot as plt
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse, Response
+
+import safeplot
+from safeplot.asgi import SafeplotMiddleware, render_callback
+from tests.plots import draw
+
+EVENTS = {name: threading.Event() for name in ("held", "release")}
+WAIT = 30.0
+
+app = FastAPI()
+app.add_middleware(SafeplotMiddleware)  # its timeout: SAFEPLOT_TIMEOUT, safeplot's default
+
+
+@app.get("/legacy/{seed}.png")
+def legacy(seed: int) -> Response:
+    draw("line", seed)
+    buffer = io.BytesIO()
+    plt.savefig(buffer, format="png")
+    return Response(buffer.getvalue(), media_type="image/png")
+
+
+@app.get("/callback/{seed}.png")
+async def callback(seed: int) -> Response:
+    return Response(await render_callback(draw, "bar", seed), media_type="image/png")
+
+
+@app.get("/on-the-loop")
+async def on_the_loop() -> Response:
+    plt.figure()  # pyplot on the event loop: refused, never waits
+    return Response(b"unreachable")
+
+
+@app.get("/hold")
+def hold() -> PlainTextResponse:
+    EVENTS["release"].clear()
+    with safeplot.locked():
+        EVENTS["held"].set()
+        released = EVENTS["release"].wait(WAIT)
+        EVENTS["held"].clear()
+    return PlainTextResponse(f"released={released}\n")
+
+
+@app.get("/wait/{name}")
+def wait(name: str) -> PlainTextResponse:
+    return PlainTextResponse(f"{name}={EVENTS[name].wait(WAIT)}\n")
+
+
+@app.get("/set/{name}")
+async def set_event(name: str) -> PlainTextResponse:
+    EVENTS[name].set()
+    return PlainTextResponse(f"{name} set\n")
+
+
+@app.get("/healthz")
+async def healthz() -> PlainTextResponse:
+    await asyncio.sleep(0)
+    return PlainTextResponse("ok\n")
+
+
+@app.get("/stats")
+def stats() -> dict[str, Any]:
+    body: dict[str, Any] = dict(safeplot.stats())
+    if safeplot.lock.acquire(timeout=5):
+        try:
+            body["open_figures"] = len(plt.get_fignums())
+        finally:
+            safeplot.lock.release()
+    return body

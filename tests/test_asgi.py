@@ -1,0 +1,235 @@
+"""safeplot.asgi in-process: the awaitable callback (asyncio and trio) and the middleware's protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib._pylab_helpers import Gcf
+
+import safeplot
+from safeplot.asgi import SafeplotMiddleware, render_callback
+from tests.plots import draw, draw_and_save
+
+WAIT = 30.0
+
+
+@contextmanager
+def held_by_another_thread() -> Iterator[None]:
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with safeplot.lock:
+            held.set()
+            release.wait(WAIT)
+
+    holder = threading.Thread(target=hold, name="holder")
+    holder.start()
+    assert held.wait(WAIT)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join(WAIT)
+
+
+def test_render_callback_gives_the_bytes_of_the_sync_one_off_the_event_loop() -> None:
+    async def main() -> tuple[bytes, bytes, list[str]]:
+        loop_thread = threading.current_thread().name
+        threads: list[str] = []
+
+        def legacy(seed: int) -> None:
+            threads.append(threading.current_thread().name)
+            draw("heatmap", seed)
+
+        svg = await render_callback(legacy, 3, format="svg", savefig_kwargs={"metadata": {"Date": None}})
+        png = await render_callback(legacy, 3)
+        return png, svg, [loop_thread, *threads]
+
+    png, svg, (loop_thread, *threads) = asyncio.run(main())
+    assert png == safeplot.render_callback(draw, "heatmap", 3)
+    assert svg.startswith(b"<?xml")
+    assert loop_thread not in threads
+    assert Gcf.figs == {}
+
+
+def test_render_callback_under_trio_through_anyio() -> None:
+    trio = pytest.importorskip("trio")
+
+    async def main() -> bytes:
+        return await render_callback(draw, "bar", 2)
+
+    assert trio.run(main) == safeplot.render_callback(draw, "bar", 2)
+
+
+def test_a_cancelled_await_leaves_no_lock_held_and_no_figure_open() -> None:
+    drawing, go = threading.Event(), threading.Event()
+    loop_ran_meanwhile: list[bool] = []
+
+    def slow(seed: int) -> None:
+        draw("line", seed)
+        drawing.set()
+        assert go.wait(WAIT)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(render_callback(slow, 1))
+        while not drawing.is_set():
+            await asyncio.sleep(0.01)  # the loop runs while the thread holds the lock
+        loop_ran_meanwhile.append(True)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        go.set()  # the thread goes on; asyncio.run waits for its executor's threads at the end
+
+    asyncio.run(main())
+    assert safeplot.lock.acquire(timeout=WAIT)  # the thread finished its group
+    try:
+        assert Gcf.figs == {}
+    finally:
+        safeplot.lock.release()
+    assert loop_ran_meanwhile == [True]
+    assert safeplot.stats()["holder"] is None
+
+
+def test_render_callback_lets_lock_timeout_propagate() -> None:
+    safeplot.configure(timeout=0.1)
+
+    async def main() -> bytes:
+        return await render_callback(draw, "bar", 1)
+
+    with held_by_another_thread(), pytest.raises(safeplot.LockTimeout, match="held by thread 'holder'"):
+        asyncio.run(main())
+
+
+class Server:
+    """What an ASGI server gives the app: records every message and whether the lock was free then."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.lock_free_at_send: list[bool] = []
+
+    async def receive(self) -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.lock_free_at_send.append(safeplot.stats()["holder"] is None and Gcf.figs == {})
+        self.messages.append(message)
+
+    @property
+    def status(self) -> int:
+        return int(self.messages[0]["status"])
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.messages[1:])
+
+
+def run_http(app: Any) -> Server:
+    server = Server()
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""}
+    asyncio.run(SafeplotMiddleware(app)(scope, server.receive, server.send))
+    return server
+
+
+def test_middleware_ends_each_group_before_the_message_that_follows_it() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        # A def endpoint in the thread pool, then a body iterator's chunks, each from a thread.
+        first = await asyncio.to_thread(draw_and_save, "line", 1, "png")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        for seed in (2, 3):
+            chunk = await asyncio.to_thread(draw_and_save, "bar", seed, "png")
+            await send({"type": "http.response.body", "body": chunk, "more_body": seed < 3})
+
+    server = run_http(app)
+    assert server.status == 200 and server.lock_free_at_send == [True] * 4
+    with safeplot.locked():
+        expected = draw_and_save("line", 1, "png")
+    assert server.messages[1]["body"] == expected
+    assert plt.rcParams["lines.linewidth"] == 1.5  # draw() changed it; each group undid it
+
+
+def test_middleware_answers_503_for_a_timeout_also_over_a_frameworks_500() -> None:
+    async def framework(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await asyncio.to_thread(draw, "line", 1)
+        except Exception:
+            await send({"type": "http.response.start", "status": 500, "headers": []})
+            await send({"type": "http.response.body", "body": b"Internal Server Error"})
+            raise
+
+    safeplot.configure(timeout=0.1)
+    with held_by_another_thread():
+        server = run_http(framework)
+    assert server.status == 503 and server.body.startswith(b"503 Service Unavailable")
+    assert (b"retry-after", b"1") in server.messages[0]["headers"]
+    assert len(server.messages) == 2  # the framework's own page was dropped
+
+
+def test_requests_that_do_not_plot_never_wait_for_the_lock() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await asyncio.to_thread(lambda: sum(range(100)))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with held_by_another_thread():  # with no timeout set, a wait would never end
+        server = run_http(app)
+    assert server.status == 200
+
+
+def test_pyplot_on_the_event_loop_raises_a_clear_error_instead_of_waiting() -> None:
+    async def async_endpoint(scope: Any, receive: Any, send: Any) -> None:
+        plt.figure()
+
+    refused = pytest.raises(safeplot.UnlockedPyplotError, match="Make the endpoint a plain def")
+    with held_by_another_thread(), refused:  # with no timeout set, a wait would never end
+        run_http(async_endpoint)
+    assert Gcf.figs == {}
+
+
+@pytest.mark.parametrize("kind", ["lifespan", "websocket"])
+def test_other_scopes_pass_through_untouched(kind: str) -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.extend([scope, receive, send])
+
+    async def receive() -> dict[str, Any]:
+        return {"type": f"{kind}.startup"}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    scope = {"type": kind}
+    asyncio.run(SafeplotMiddleware(app, timeout=1)(scope, receive, send))
+    assert seen[0] is scope and seen[1] is receive and seen[2] is send
+
+
+def test_middleware_refuses_a_bad_timeout() -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        SafeplotMiddleware(lambda *a: None, timeout=-1)  # type: ignore[arg-type]
+
+
+def test_fastapi_example_in_process_through_httpx() -> None:
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from examples.asgi_app import app
+
+    paths = [f"/legacy/{kind}.png" for kind in ("dark", "line")] + ["/report/5.png"]
+
+    async def main() -> tuple[list[bytes], list[bytes]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            serial = [(await client.get(path)).content for path in paths]
+            replies = await asyncio.gather(*(client.get(path) for path in paths * 4))
+            assert {reply.status_code for reply in replies} == {200}
+            return serial, [reply.content for reply in replies]
+
+    serial, concurrent = asyncio.run(main())
+    assert concurrent == serial * 4
+    assert Gcf.figs == {} and plt.rcParams["axes.facecolor"] == "white"
