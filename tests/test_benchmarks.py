@@ -18,7 +18,7 @@ from tests.conftest import ROOT
         pytest.param(
             "bench_http.py",
             ["safeplot / OO (werkzeug threaded):", "gunicorn 2 workers / 1 worker:"],
-            marks=pytest.mark.slow(seconds=12),
+            marks=[pytest.mark.soak, pytest.mark.slow(seconds=12)],  # four servers: the longest smoke
         ),
         ("bench_guard.py", ["plt.gcf()", "rcParams[key]", "Line2D()", "render", "added us"]),
         ("bench_limits.py", ["default request", "most points", "largest image", "half points, largest"]),

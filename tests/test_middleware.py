@@ -52,11 +52,11 @@ def serial_legacy_render() -> dict[str, bytes]:
     return rendered
 
 
-@pytest.mark.slow(seconds=25)
+@pytest.mark.slow(seconds=18)
 def test_legacy_app_behind_the_middleware_under_load(report: Callable[[str], None]) -> None:
     expected = serial_legacy_render()
     assert Gcf.figs == {} and plt.rcParams["lines.linewidth"] == matplotlib.rcParamsDefault["lines.linewidth"]
-    paths = [LEGACY_PATHS[(i * 7) % len(LEGACY_PATHS)] for i in range(scaled(96))]
+    paths = [LEGACY_PATHS[(i * 7) % len(LEGACY_PATHS)] for i in range(scaled(64))]
     with legacy_server() as server:
         replies = fetch_all(server.base_url, paths, clients=16)
         stats = fetch(server.base_url, "/stats").json()
