@@ -139,10 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--max-ratio", type=float, default=1.05)
-    parser.add_argument("--smoke", action="store_true", help="3 rounds of two kinds, no verdict")
+    parser.add_argument("--smoke", action="store_true", help="1 round of two kinds, no verdict")
     args = parser.parse_args(argv)
     kinds = KINDS[:2] if args.smoke else KINDS
-    rounds = 3 if args.smoke else args.rounds
+    rounds = 1 if args.smoke else args.rounds
 
     print(header(f"{rounds} rounds"))
     medians = measure(kinds, rounds)

@@ -19,6 +19,10 @@ ASYNC_PLOTS = [f"/report/{seed}.png" for seed in range(1, 5)]
 P95_LIMIT = 0.25
 
 
+# One worker runs this module, in pytest's order, so that each server starts once.
+pytestmark = pytest.mark.xdist_group("uvicorn-servers")
+
+
 @pytest.fixture(scope="module")
 def example() -> Iterator[ServerProcess]:
     with uvicorn_server() as server:
@@ -32,7 +36,6 @@ def site() -> Iterator[ServerProcess]:
         yield server
 
 
-@pytest.mark.slow(seconds=10)
 def test_16_clients_on_sync_and_async_endpoints_get_the_bytes_of_a_serial_run(example: ServerProcess) -> None:
     plots = SYNC_PLOTS + ASYNC_PLOTS
     serial = {path: fetch(example.base_url, path).body for path in plots}
@@ -46,7 +49,6 @@ def test_16_clients_on_sync_and_async_endpoints_get_the_bytes_of_a_serial_run(ex
     assert stats["open_figures"] == 0 and stats["holder"] is None
 
 
-@pytest.mark.slow(seconds=10)
 def test_async_healthz_answers_fast_while_plots_render(
     example: ServerProcess, report: Callable[[str], None]
 ) -> None:

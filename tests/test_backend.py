@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from safeplot._backend import backend_from_env
 from tests.conftest import run_python
 
 REPORT = "import matplotlib; print(matplotlib.get_backend().lower())"
@@ -75,7 +78,12 @@ def test_non_interactive_backend_named_in_safeplot_backend_is_kept(name: str) ->
         ("module://no.such.module", "SAFEPLOT_BACKEND='module://no.such.module' cannot be imported"),
     ],
 )
-def test_bad_safeplot_backend_is_a_value_error_at_import(name: str, message: str) -> None:
-    result = run_python("import safeplot", env={"SAFEPLOT_BACKEND": name})
+def test_bad_safeplot_backend_is_a_value_error_naming_the_variable(name: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        backend_from_env(name)  # what import safeplot reads SAFEPLOT_BACKEND with
+
+
+def test_bad_safeplot_backend_fails_the_import() -> None:
+    result = run_python("import safeplot", env={"SAFEPLOT_BACKEND": "TkAgg"})
     assert result.returncode != 0
-    assert f"ValueError: {message}" in result.stderr
+    assert "ValueError: SAFEPLOT_BACKEND='TkAgg' is an interactive backend" in result.stderr

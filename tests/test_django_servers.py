@@ -21,6 +21,10 @@ EXAMPLE_PLOTS = [f"/legacy/{kind}.png" for kind in ("line", "bars", "scatter", "
 ]
 
 
+# One worker runs this module, in pytest's order, so that each server starts once.
+pytestmark = pytest.mark.xdist_group("django-servers")
+
+
 @pytest.fixture(scope="module", params=SERVERS)
 def example(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     with django_server(request.param) as server:
@@ -34,7 +38,6 @@ def site(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
         yield server
 
 
-@pytest.mark.slow(seconds=12)
 def test_16_concurrent_clients_get_the_bytes_of_a_serial_run(example: ServerProcess) -> None:
     serial = {path: fetch(example.base_url, path) for path in EXAMPLE_PLOTS}
     assert {reply.status for reply in serial.values()} == {200}

@@ -52,11 +52,15 @@ def serial_legacy_render() -> dict[str, bytes]:
     return rendered
 
 
-@pytest.mark.slow(seconds=18)
+def legacy_load() -> list[str]:
+    return [LEGACY_PATHS[(i * 7) % len(LEGACY_PATHS)] for i in range(scaled(48))]
+
+
+@pytest.mark.slow(seconds=8)
 def test_legacy_app_behind_the_middleware_under_load(report: Callable[[str], None]) -> None:
     expected = serial_legacy_render()
     assert Gcf.figs == {} and plt.rcParams["lines.linewidth"] == matplotlib.rcParamsDefault["lines.linewidth"]
-    paths = [LEGACY_PATHS[(i * 7) % len(LEGACY_PATHS)] for i in range(scaled(64))]
+    paths = legacy_load()
     with legacy_server() as server:
         replies = fetch_all(server.base_url, paths, clients=16)
         stats = fetch(server.base_url, "/stats").json()
@@ -64,18 +68,25 @@ def test_legacy_app_behind_the_middleware_under_load(report: Callable[[str], Non
     wrong = [path for path, reply in zip(paths, replies) if reply.body != expected[path]]
     assert wrong == [], f"{len(wrong)} of {len(paths)} images differ from the serial render"
     assert stats["open_figures"] == 0 and stats["holder"] is None
+    report(f"legacy app with SafeplotMiddleware: 0/{len(paths)} wrong, 0 figures open")
 
-    with legacy_server("--unsafe") as server:  # the same app without the one line: reported only
+
+@pytest.mark.soak  # proves the load above finds what goes wrong without the middleware
+@pytest.mark.slow(seconds=8)
+def test_the_same_load_without_the_middleware_goes_wrong(report: Callable[[str], None]) -> None:
+    expected = serial_legacy_render()
+    paths = legacy_load()
+    with legacy_server("--unsafe") as server:  # the same app without the one line
         unsafe = fetch_all(server.base_url, paths, clients=16)
         unsafe_stats = fetch(server.base_url, "/stats").json()
     unsafe_wrong = sum(
         1 for path, reply in zip(paths, unsafe) if reply.status != 200 or reply.body != expected[path]
     )
     report(
-        f"legacy app with SafeplotMiddleware: 0/{len(paths)} wrong, 0 figures open; "
-        f"without: {unsafe_wrong}/{len(paths)} wrong or failed, "
+        f"legacy app without SafeplotMiddleware: {unsafe_wrong}/{len(paths)} wrong or failed, "
         f"{unsafe_stats['open_figures']} figures open"
     )
+    assert unsafe_wrong > 0 and unsafe_stats["open_figures"] > 0
 
 
 class SlowApp:
