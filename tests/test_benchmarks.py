@@ -21,7 +21,11 @@ from tests.conftest import ROOT
             marks=[pytest.mark.soak, pytest.mark.slow(seconds=12)],  # four servers: the longest smoke
         ),
         ("bench_guard.py", ["plt.gcf()", "rcParams[key]", "Line2D()", "render", "added us"]),
-        ("bench_limits.py", ["default request", "most points", "largest image", "half points, largest"]),
+        pytest.param(
+            "bench_limits.py",
+            ["default request", "most points", "largest image", "half points, largest"],
+            marks=pytest.mark.soak,  # the limits themselves are tested with the example server
+        ),
         ("bench_threads.py", ["safeplot/oo", "640x480          2"]),
     ],
 )

@@ -13,7 +13,7 @@ from tests.conftest import scaled
 from tests.plots import FORMATS, KINDS, draw_and_save
 
 THREADS = 8
-RENDERS_PER_THREAD = scaled(6)
+RENDERS_PER_THREAD = scaled(4)
 
 
 def job(thread: int, n: int) -> tuple[str, int, str]:

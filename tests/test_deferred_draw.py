@@ -62,6 +62,7 @@ def save_sequence(savefig: Callable[..., Any], layout: str | None) -> list[bytes
 
 
 @pytest.mark.parametrize("layout", [None, "tight", "constrained"])
+@pytest.mark.slow(seconds=3)
 def test_every_save_gives_the_bytes_of_stock_matplotlib(layout: str | None) -> None:
     stock = save_sequence(STOCK_SAVEFIG, layout)
     ours = save_sequence(plt.savefig, layout)

@@ -23,6 +23,7 @@ from tests.plots import RASTER_SAVES, draw, raster_saves
 WAIT = 30.0
 
 
+@pytest.mark.slow(seconds=4)
 def test_raster_saves_in_a_group_give_the_bytes_of_stock_matplotlib() -> None:
     stock = run_python(
         "import sys, pickle, matplotlib\n"

@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 
+@pytest.mark.slow(seconds=4)
 def test_legacy_callback_example_reports_all_outputs_match() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "legacy_callback.py"), "--threads", "8", "--renders", "3"],

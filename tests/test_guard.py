@@ -142,6 +142,7 @@ def test_bad_mode_is_a_value_error() -> None:
         safeplot.guard("loud")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow(seconds=2)
 def test_guard_from_environment() -> None:
     code = "import matplotlib.pyplot as plt, safeplot\nplt.figure()  # unlocked\n"
     warned = run_python(code, env={"SAFEPLOT_GUARD": "warn"})

@@ -100,6 +100,7 @@ def test_configure_validates_timeout() -> None:
     assert safeplot.lock.default_timeout is None
 
 
+@pytest.mark.slow(seconds=2)
 def test_timeout_from_environment() -> None:
     code = "import safeplot; print(safeplot.lock.default_timeout)"
     assert run_python(code, env={"SAFEPLOT_TIMEOUT": "2.5"}).stdout.strip() == "2.5"

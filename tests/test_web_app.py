@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -33,6 +34,7 @@ def load_paths(total: int, formats: tuple[str, ...] = LOAD_FORMATS) -> list[str]
     return paths
 
 
+@functools.cache  # the load tests of one worker share their expected images
 def serial_render(path: str) -> bytes:
     """What the server should answer for a /plot path, rendered here, one at a time."""
     match = re.fullmatch(r"/plot/(\w+)\.(\w+)\?(.*)", path)
@@ -86,6 +88,7 @@ def test_gunicorn_two_preloaded_workers_under_load_match_serial_render() -> None
         assert_load_served_correctly(running)
 
 
+@pytest.mark.soak  # a third server for the same app: werkzeug's and gunicorn's run by default
 @pytest.mark.slow(seconds=6)
 def test_waitress_serves_the_same_app() -> None:
     command = [
@@ -304,6 +307,7 @@ def run_chromium(chromium: str, profile: Path, *args: str) -> subprocess.Complet
     return subprocess.run([chromium, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow(seconds=4)
 def test_real_browser_loads_every_plot_on_the_page(server: ServerProcess, tmp_path: Path) -> None:
     chromium = find_chromium()
     if chromium is None:

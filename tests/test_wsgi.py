@@ -94,6 +94,7 @@ def test_plot_view_refuses_bad_views_and_options() -> None:
         nothing()
 
 
+@pytest.mark.slow(seconds=3)
 def test_import_without_werkzeug_explains_the_extra() -> None:
     blocker = "import sys; sys.modules['werkzeug'] = None\n"
     core = run_python(blocker + "import safeplot; print('core ok')")
@@ -229,6 +230,7 @@ def test_stuck_request_makes_waiters_503_then_recovers(faulty: tuple[FaultyApp, 
     assert Gcf.figs == {}
 
 
+@pytest.mark.slow(seconds=4)
 def test_client_disconnecting_mid_response_leaves_nothing_open() -> None:
     app = FaultyApp()
     with werkzeug_server(app, DropRecordingHandler) as url:
