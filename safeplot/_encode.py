@@ -16,8 +16,11 @@ Everything the encoder uses was read under the lock: matplotlib has built
 the PIL image and its save arguments (metadata, dpi, JPEG background) before
 calling ``Image.save``.  The window opens only for a thread whose holds of
 the lock are all ``locked()`` groups (a ``with safeplot.lock:`` or legacy
-``RendererAgg.lock`` block keeps it held), and only for a file object without
-a path name (``io.BytesIO``, a socket file): PIL treats a path differently.
+``RendererAgg.lock`` block keeps it held), only for one of those groups' own
+pyplot figures (one shared with other groups could be redrawn meanwhile),
+only for a file object without a path name (``io.BytesIO``, a socket file:
+PIL treats a path differently), and only while ``configure(encode_window=)``
+is on.
 """
 
 from __future__ import annotations
@@ -102,9 +105,11 @@ _targets: dict[str, _Target] = {}
 
 def _prepare(key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
     target = _targets[key]
-    if not OutsideWindow.allowed():
-        return _Call(target.original, args, kwargs, None)
     bound = target.signature.bind(*args, **kwargs)
+    # What is being encoded: the canvas itself, or the Agg renderer whose buffer imsave was given.
+    saving = bound.arguments.get("self") or getattr(bound.arguments.get("arr"), "obj", None)
+    if saving is None or not OutsideWindow.allowed(saving):
+        return _Call(target.original, args, kwargs, None)
     output = bound.arguments.get(target.file_parameter)
     fmt = bound.arguments.get("format") if "format" in target.signature.parameters else "jpeg or tiff"
     raster = fmt == "jpeg or tiff" or (isinstance(fmt, str) and fmt.lower() in _compat.PIL_FORMATS)

@@ -96,7 +96,7 @@ class ContextGroup:
         """Raises :class:`safeplot.LockTimeout` when the lock is not had in time."""
         lock.acquire_within(lock.default_timeout if self._timeout is _UNSET else self._timeout)
         try:
-            lock.claim_for_context()
+            lock._claim_for_context()
             self._frame = _open_frame(outermost=True)
         except BaseException:
             lock.release()
@@ -106,7 +106,7 @@ class ContextGroup:
         frame, self._frame = self._frame, None
         if frame is None:
             return
-        lock.take_over()
+        lock._take_over()
         try:
             _close_frame(frame)
         finally:
@@ -122,7 +122,8 @@ class OutsideWindow:
     lock; :meth:`close` takes the lock back, takes the current state as the
     new outside (a ``with safeplot.lock:`` block elsewhere may have changed it
     meanwhile) and re-applies the groups' own state.  Only a thread that holds
-    the lock through ``locked()`` groups alone may open one (:meth:`allowed`).
+    the lock through ``locked()`` groups alone may open one, for a figure of
+    its own (:meth:`allowed`).
     """
 
     __slots__ = ("_hold", "_saved")
@@ -132,10 +133,24 @@ class OutsideWindow:
         self._hold: Any = None
 
     @staticmethod
-    def allowed() -> bool:
-        """Whether every hold of the lock by this thread is a ``locked()`` group's."""
-        depth = lock.depth
-        return depth > 0 and depth == len(_frames.stack)
+    def allowed(saving: object) -> bool:
+        """Whether this thread may open a window while ``saving`` (a canvas, or its renderer) is encoded.
+
+        Only if every hold of the lock by this thread is a ``locked()``
+        group's, the window is on (:func:`safeplot.configure`), and the figure
+        is one of the groups' own pyplot figures: no other group can reach it
+        meanwhile (a figure made outside the groups, kept at module level and
+        redrawn by every request, is not).
+        """
+        depth = lock._held_depth()
+        if not (lock.encode_window and depth > 0 and depth == len(_frames.stack)):
+            return False
+        for manager in Gcf.figs.values():
+            renderer = getattr(manager.canvas, "renderer", None)
+            parts = (manager.canvas, renderer, getattr(renderer, "_renderer", None))  # imsave gets the last
+            if any(saving is part for part in parts):
+                return True
+        return False
 
     def open(self) -> None:
         if self._saved is not None:
@@ -147,12 +162,12 @@ class OutsideWindow:
         Gcf.figs.update(outside.hidden)
         _compat.restore_rcparams(outside.rc)
         _compat.restore_registries(outside.registries)
-        self._hold = lock.release_for_window()
+        self._hold = lock._release_for_window()
 
     def close(self) -> None:
         if self._saved is None:
             return
-        lock.end_window(self._hold)
+        lock._end_window(self._hold)
         figures, rc, registries = self._saved
         self._saved = None
         outside = _frames.stack[0]
@@ -200,7 +215,9 @@ class _Group:
         timeout = lock.default_timeout if self._timeout is _UNSET else self._timeout
         lock.acquire_within(timeout)
         try:
-            _frames.stack.append(_open_frame(outermost=not _frames.stack))
+            # Inside a request's context-held group (ASGI), this group is a nested one.
+            outermost = not _frames.stack and lock._context_owner is None
+            _frames.stack.append(_open_frame(outermost=outermost))
         except BaseException:
             lock.release()
             raise

@@ -169,9 +169,12 @@ _reported_mutex = threading.Lock()
 
 def _dispatch(key: str, args: tuple[Any, ...]) -> Callable[..., Any]:
     target = hooks.targets[key]
-    if lock._owner != threading.get_ident() or (
-        lock._context_owner is not None and lock._context_owner is not context_owner.get()
-    ):
+    held_for = lock._context_owner  # an ASGI request's hold: held in every thread running its context
+    if held_for is None:
+        unlocked = lock._owner != threading.get_ident()
+    else:
+        unlocked = held_for is not context_owner.get()
+    if unlocked:
         _unlocked_call(key, target.kind, args)
     return target.original
 

@@ -108,6 +108,7 @@ class PlotLock:
         self._stats = _Stats()
         self.default_timeout: float | None = None
         self.long_hold: float | None = DEFAULT_LONG_HOLD
+        self.encode_window = True  # see configure()
 
     def __repr__(self) -> str:
         holder = f"held by {self._owner_name!r} depth={self._depth}" if self._owner else "unheld"
@@ -190,17 +191,16 @@ class PlotLock:
                 stats.hold_seconds_max = max(stats.hold_seconds_max, held)
             self._mutex.release()
 
-    @property
-    def depth(self) -> int:
+    def _held_depth(self) -> int:
         """How many times the calling thread holds the lock (0: not at all)."""
         return self._depth if self._held_by_caller() else 0
 
-    def release_for_window(self) -> tuple[int, tuple[str, int, str] | None]:
-        """Release every level of this thread's hold at once; return what :meth:`end_window` needs.
+    def _release_for_window(self) -> tuple[int, tuple[str, int, str] | None]:
+        """Release every level of this thread's hold at once; return what :meth:`_end_window` needs.
 
         Raises RuntimeError if the calling thread does not hold the lock.
         """
-        depth = self.depth
+        depth = self._held_depth()
         if not depth:
             raise RuntimeError("cannot release un-acquired lock")
         with self._stats_mutex:
@@ -210,8 +210,8 @@ class PlotLock:
         self.release()
         return depth, taken_at
 
-    def end_window(self, hold: tuple[int, tuple[str, int, str] | None]) -> None:
-        """Take the lock back after :meth:`release_for_window`, waiting as long as it takes.
+    def _end_window(self, hold: tuple[int, tuple[str, int, str] | None]) -> None:
+        """Take the lock back after :meth:`_release_for_window`, waiting as long as it takes (no timeout).
 
         Not counted as an acquisition: the group that opened the window was.
         """
@@ -248,22 +248,23 @@ class PlotLock:
         return self._held_by_caller()
 
     def _held_by_caller(self) -> bool:
-        return self._owner == threading.get_ident() and (
-            self._context_owner is None or self._context_owner is context_owner.get()
-        )
+        # A hold claimed for a context (an ASGI request) is held by every thread running it.
+        if self._context_owner is not None:
+            return self._context_owner is context_owner.get()
+        return self._owner == threading.get_ident()
 
-    def claim_for_context(self) -> None:
+    def _claim_for_context(self) -> None:
         """Make this thread's hold the hold of its context's owner (an ASGI request), not the thread's.
 
         The thread may then run other contexts' work (a thread pool's): for
         them the lock is not held.  The owner ends the hold with
-        :meth:`take_over`, in whatever thread runs its context then.
+        :meth:`_take_over`, in whatever thread runs its context then.
         """
         if not self._held_by_caller():
             raise RuntimeError("cannot claim un-acquired lock")
         self._context_owner = context_owner.get()
 
-    def take_over(self) -> None:
+    def _take_over(self) -> None:
         """Hold, in the calling thread, the hold this context's owner claimed in another; never waits.
 
         Raises RuntimeError if the lock is not held for this context's owner.
@@ -314,7 +315,9 @@ if hasattr(os, "register_at_fork"):
 _UNSET: Any = object()
 
 
-def configure(*, timeout: float | None = _UNSET, long_hold: float | None = _UNSET) -> None:
+def configure(
+    *, timeout: float | None = _UNSET, long_hold: float | None = _UNSET, encode_window: bool = _UNSET
+) -> None:
     """Set process-wide defaults; arguments not given keep their value.
 
     ``timeout``: seconds that ``safeplot.locked()``, ``with safeplot.lock:``
@@ -327,12 +330,23 @@ def configure(*, timeout: float | None = _UNSET, long_hold: float | None = _UNSE
     logger, saying for how long and where the lock was taken; None turns that
     off.  Default 10.
 
-    Raises TypeError/ValueError for a value that is not None or a number >= 0.
+    ``encode_window``: whether a ``locked()`` group lets the lock go while PIL
+    encodes a raster image of one of its own pyplot figures (default True).
+    Turn it off when code inside groups holds a lock of its own across
+    ``savefig``: re-taking safeplot's lock while holding it could deadlock
+    with a group that takes safeplot's lock and then that one.
+
+    Raises TypeError/ValueError for a timeout that is not None or a number >=
+    0, TypeError for an ``encode_window`` that is not a bool.
     """
     if timeout is not _UNSET:
         lock.default_timeout = check_timeout(timeout)
     if long_hold is not _UNSET:
         lock.long_hold = check_timeout(long_hold, name="long_hold")
+    if encode_window is not _UNSET:
+        if not isinstance(encode_window, bool):
+            raise TypeError(f"encode_window must be True or False, not {encode_window!r}")
+        lock.encode_window = encode_window
 
 
 def stats() -> dict[str, Any]:

@@ -186,6 +186,7 @@ class ContextRequest:
     def __init__(self, timeout: float | None) -> None:
         self._group = ContextGroup(timeout)
         self.begun = False
+        self.finished = False
         self.timed_out: LockTimeout | None = None
         self._tokens: tuple[Any, Any] | None = None
 
@@ -194,6 +195,12 @@ class ContextRequest:
         self._tokens = (context_owner.set(self), context_handler.set(self.begin))
 
     def begin(self) -> None:
+        if self.finished:
+            raise UnlockedPyplotError(
+                "matplotlib used by a request's code after its response ended (a thread or task "
+                "it left running): safeplot.asgi.SafeplotMiddleware no longer holds the lock for it; "
+                "run such work in safeplot.locked() or await it before answering"
+            )
         if _on_event_loop():
             raise UnlockedPyplotError(
                 "matplotlib used on the event loop (in an async def endpoint) under "
@@ -215,7 +222,9 @@ class ContextRequest:
             self._group.exit()
 
     def finish(self) -> None:
-        """End the group and disarm; in the request's task, once."""
+        """End the group and disarm; in the request's task, once.  Threads the request left
+        running keep a copy of its context: their later touches raise instead of locking."""
+        self.finished = True
         try:
             self.end_group()
         finally:
@@ -228,9 +237,19 @@ class ContextRequest:
 
 
 def _on_event_loop() -> bool:
+    """Whether the calling thread runs an event loop now (asyncio's, or trio's as sniffio sees it)."""
     try:
         asyncio.get_running_loop()
+        return True
     except RuntimeError:
+        pass
+    try:
+        import sniffio  # comes with anyio; knows trio's loop
+    except ImportError:
+        return False
+    try:
+        sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
         return False
     return True
 

@@ -11,7 +11,9 @@ anyio if it is installed.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
+import inspect
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -55,22 +57,24 @@ async def render_callback(
     call = functools.partial(
         _render_callback, func, *args, format=format, savefig_kwargs=savefig_kwargs, **kwargs
     )
+    # In the caller's context: if its request already holds the lock (a dependency drew), the
+    # callback's group nests in that hold instead of waiting for it.
+    in_context = functools.partial(contextvars.copy_context().run, call)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         loop = None
     if loop is not None:
-        return await loop.run_in_executor(None, call)
+        return await loop.run_in_executor(None, in_context)
     try:
         import anyio.to_thread
     except ImportError:
         raise RuntimeError(
             "safeplot.asgi.render_callback needs a running asyncio loop, or anyio for another one"
         ) from None
-    try:
+    if "abandon_on_cancel" in inspect.signature(anyio.to_thread.run_sync).parameters:
         return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
-    except TypeError:  # anyio < 4.1 names it cancellable
-        return await anyio.to_thread.run_sync(call, cancellable=True)
+    return await anyio.to_thread.run_sync(call, cancellable=True)  # anyio < 4.1
 
 
 class SafeplotMiddleware:

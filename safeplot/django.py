@@ -126,8 +126,10 @@ class SafeplotMiddleware:
     stream untouched.
 
     Sync and async capable.  Under ASGI, a sync view's pyplot use is covered
-    in the thread Django runs it in (armed in ``process_view``); an
-    ``async def`` view must not call pyplot on the event loop: have it await
+    in the thread Django runs it in (armed in ``process_view``), but not the
+    middlewares between this one and the view: wrap the ASGI application in
+    ``safeplot.asgi.SafeplotMiddleware`` to cover those.  An ``async def``
+    view must not call pyplot on the event loop: have it await
     ``safeplot.asgi.render_callback`` instead.
 
     On the bad path: when the lock is not had in time the request answers a
@@ -188,6 +190,7 @@ class SafeplotMiddleware:
     ) -> HttpResponseBase:
         timed_out = pyplot_request.timed_out or request.__dict__.pop(_TIMED_OUT, None)
         if timed_out is not None:
+            response.close()  # the page it replaces (a FileResponse's file, a generator)
             return _to_response(_web.lock_timeout_answer(timed_out))
         streams_file = getattr(response, "file_to_stream", None) is not None
         if response.streaming and not streams_file and not getattr(response, "is_async", False):

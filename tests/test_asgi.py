@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -233,3 +235,106 @@ def test_fastapi_example_in_process_through_httpx() -> None:
     serial, concurrent = asyncio.run(main())
     assert concurrent == serial * 4
     assert Gcf.figs == {} and plt.rcParams["axes.facecolor"] == "white"
+
+
+def test_a_requests_hold_is_held_in_every_thread_that_runs_its_code() -> None:
+    threads: list[str] = []
+
+    def dependency() -> None:
+        threads.append(threading.current_thread().name)
+        assert plt.rcParams["lines.linewidth"]  # a touch: takes the lock for the request
+
+    def endpoint() -> bytes:
+        threads.append(threading.current_thread().name)
+        return draw_and_save("bar", 3, "png")  # another thread, the same request: no wait
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await asyncio.to_thread(dependency)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="other") as pool:
+            loop = asyncio.get_running_loop()
+            body = await loop.run_in_executor(pool, contextvars.copy_context().run, endpoint)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    safeplot.configure(timeout=5)
+    timeouts = safeplot.stats()["timeouts"]
+    server = run_http(app)
+    assert server.status == 200 and server.lock_free_at_send == [True, True]
+    assert len(set(threads)) == 2 and safeplot.stats()["timeouts"] == timeouts
+
+
+def test_code_a_request_left_running_cannot_take_the_lock_for_it() -> None:
+    answered = threading.Event()
+    left_running: list[asyncio.Future[Any]] = []
+
+    def late_job() -> None:
+        assert answered.wait(WAIT)
+        draw("line", 1)  # after the response: must not take the lock for the finished request
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        left_running.append(asyncio.ensure_future(asyncio.to_thread(late_job)))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def main() -> BaseException | None:
+        server = Server()
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""}
+        await SafeplotMiddleware(app)(scope, server.receive, server.send)
+        answered.set()
+        outcome = await asyncio.gather(left_running[0], return_exceptions=True)
+        return outcome[0]  # type: ignore[no-any-return]
+
+    safeplot.guard("warn")  # keeps the hooks on after the request, as other requests in flight would
+    error = asyncio.run(main())
+    assert isinstance(error, safeplot.UnlockedPyplotError) and "after its response ended" in str(error)
+    assert safeplot.stats()["holder"] is None and Gcf.figs == {}
+
+
+def test_a_nested_group_inside_a_request_sees_the_requests_figures() -> None:
+    seen: list[str] = []
+
+    @safeplot.locked
+    def helper() -> None:
+        seen.append(plt.gca().get_title())
+
+    def endpoint() -> None:
+        plt.figure()
+        plt.title("the request's figure")
+        helper()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await asyncio.to_thread(endpoint)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+
+    assert run_http(app).status == 204
+    assert seen == ["the request's figure"] and Gcf.figs == {}
+
+
+def test_pyplot_on_a_trio_loop_raises_too() -> None:
+    trio = pytest.importorskip("trio")
+
+    async def async_endpoint(scope: Any, receive: Any, send: Any) -> None:
+        plt.figure()
+
+    async def main() -> None:
+        server = Server()
+        await SafeplotMiddleware(async_endpoint)({"type": "http"}, server.receive, server.send)
+
+    with held_by_another_thread(), pytest.raises(safeplot.UnlockedPyplotError, match="on the event loop"):
+        trio.run(main)
+
+
+def test_render_callback_under_trio_runs_a_failing_callback_once() -> None:
+    trio = pytest.importorskip("trio")
+    calls: list[int] = []
+
+    def failing() -> None:
+        calls.append(1)
+        raise TypeError("the callback's own")
+
+    async def main() -> bytes:
+        return await render_callback(failing)
+
+    with pytest.raises(TypeError, match="the callback's own"):
+        trio.run(main)
+    assert calls == [1]

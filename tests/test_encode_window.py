@@ -11,10 +11,12 @@ from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 from matplotlib.backend_bases import FigureCanvasBase
-from matplotlib.backends.backend_agg import RendererAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
 
 import safeplot
 from tests.conftest import run_python, scaled
@@ -179,3 +181,36 @@ def test_style_changing_groups_encoding_in_parallel_match_a_serial_run() -> None
     assert after["acquisitions"] - before["acquisitions"] == len(jobs)  # one per group, windows or not
     assert after["encode_windows"] - before["encode_windows"] == len(jobs)
     assert after["holder"] is None and after["hold_seconds_total"] > before["hold_seconds_total"]
+
+
+def test_a_figure_shared_by_groups_is_encoded_with_the_lock_held() -> None:
+    shared = Figure(figsize=(3, 2), dpi=60)  # legacy: one module-level figure, redrawn by every request
+    FigureCanvasAgg(shared)
+    axes = shared.subplots()
+
+    def redraw(seed: int) -> bytes:
+        with safeplot.locked():
+            axes.clear()
+            axes.plot(np.random.default_rng(seed).random(50))
+            buffer = io.BytesIO()
+            shared.savefig(buffer, format="png")
+            return buffer.getvalue()
+
+    serial = [redraw(seed) for seed in range(8)]
+    before = safeplot.stats()["encode_windows"]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(redraw, range(8)))
+    assert threaded == serial
+    assert safeplot.stats()["encode_windows"] == before  # another group could redraw it meanwhile
+
+
+def test_configure_turns_the_window_off() -> None:
+    with pytest.raises(TypeError, match="encode_window must be True or False"):
+        safeplot.configure(encode_window="no")  # type: ignore[arg-type]
+    safeplot.configure(encode_window=False)
+    try:
+        before = safeplot.stats()["encode_windows"]
+        assert styled_save("line", 1, "png") == styled_save("line", 1, "png")
+        assert safeplot.stats()["encode_windows"] == before
+    finally:
+        safeplot.configure(encode_window=True)
