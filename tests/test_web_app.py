@@ -206,32 +206,30 @@ TINY_KINDS = ("line", "bar", "scatter", "pie")
 TINY = [f"/plot/{k}.png?width=1&height=1&dpi=30&n=20&seed={i % 7}" for i in range(400) for k in TINY_KINDS]
 WARM_UP = 200  # fills matplotlib's bounded caches (text layout: 4096 entries) first
 BATCHES, BATCH = 8, scaled(20)
-# Per request. No leak measures 0-3.2 KiB; a leak of 16 KB per request 12-16. A leak of
+# Per request. No leak measures about 0-3 KiB; a leak of 16 KB per request about 16. A leak of
 # 5 KB per request hides in the holes freed figures leave in the heap for this many requests.
 MAX_SLOPE_KIB = 8.0
 LEAK_BYTES = 16_000
 
 
 def rss_slope_kib_per_request(server: ServerProcess) -> tuple[float, list[int]]:
-    """Theil-Sen slope of the server's RSS over batches of requests, after a warm-up.
+    """The server's RSS growth per request: the median of its growth from batch to batch, after a warm-up.
 
-    The median of the slopes between every two batches: a leak raises them
-    all, while one step (a cache or an arena growing once) moves only a few.
+    A leak raises every batch's growth, while a one-time step (a cache, an
+    arena or the heap's high-water mark growing once) moves only one of the
+    seven: the median ignores up to three of them.
 
     Test servers run with MALLOC_ARENA_MAX=2, so that glibc's per-thread
     arenas do not add megabytes of noise as 16 client threads come and go.
     """
     assert {reply.status for reply in fetch_all(server.base_url, TINY[:WARM_UP], clients=16)} == {200}
-    served, rss = [], []
+    rss = []
     for batch in range(BATCHES):
         paths = TINY[WARM_UP + batch * BATCH : WARM_UP + (batch + 1) * BATCH]
         assert {reply.status for reply in fetch_all(server.base_url, paths, clients=16)} == {200}
-        served.append((batch + 1) * BATCH)
         rss.append(server.rss_kib())
-    slopes = [
-        (rss[j] - rss[i]) / (served[j] - served[i]) for i in range(BATCHES) for j in range(i + 1, BATCHES)
-    ]
-    return statistics.median(slopes), rss
+    growth = [(after - before) / BATCH for before, after in zip(rss, rss[1:])]
+    return statistics.median(growth), rss
 
 
 NO_GIL = not getattr(sys, "_is_gil_enabled", lambda: True)()
