@@ -105,6 +105,8 @@ _targets: dict[str, _Target] = {}
 
 def _prepare(key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
     target = _targets[key]
+    if not OutsideWindow.possible():  # most saves: no need to look at the arguments
+        return _Call(target.original, args, kwargs, None)
     bound = target.signature.bind(*args, **kwargs)
     # What is being encoded: the canvas itself, or the Agg renderer whose buffer imsave was given.
     saving = bound.arguments.get("self") or getattr(bound.arguments.get("arr"), "obj", None)

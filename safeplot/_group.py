@@ -133,6 +133,12 @@ class OutsideWindow:
         self._hold: Any = None
 
     @staticmethod
+    def possible() -> bool:
+        """The cheap part of :meth:`allowed`: the window is on and every hold is a ``locked()`` group's."""
+        depth = lock._held_depth()
+        return lock.encode_window and depth > 0 and depth == len(_frames.stack)
+
+    @staticmethod
     def allowed(saving: object) -> bool:
         """Whether this thread may open a window while ``saving`` (a canvas, or its renderer) is encoded.
 
@@ -142,8 +148,7 @@ class OutsideWindow:
         meanwhile (a figure made outside the groups, kept at module level and
         redrawn by every request, is not).
         """
-        depth = lock._held_depth()
-        if not (lock.encode_window and depth > 0 and depth == len(_frames.stack)):
+        if not OutsideWindow.possible():
             return False
         for manager in Gcf.figs.values():
             renderer = getattr(manager.canvas, "renderer", None)
