@@ -13,18 +13,28 @@ from tests.conftest import ROOT
 @pytest.mark.parametrize(
     ("script", "expected"),
     [
-        ("bench_render.py", ["B/A", "C/A", "line", "scatter"]),
-        ("bench_overhead.py", ["threading.RLock", "locked() without rcParams isolation", "locked()"]),
+        # The smoke runs of the older benchmarks are soak tests (CI runs them): each is a
+        # fresh interpreter that renders for seconds, and the tests cover what they measure.
+        pytest.param("bench_render.py", ["B/A", "C/A", "line", "scatter"], marks=pytest.mark.soak),
+        pytest.param(
+            "bench_overhead.py",
+            ["threading.RLock", "locked() without rcParams isolation", "locked()"],
+            marks=pytest.mark.soak,
+        ),
         pytest.param(
             "bench_http.py",
             ["safeplot / OO (werkzeug threaded):", "gunicorn 2 workers / 1 worker:"],
             marks=[pytest.mark.soak, pytest.mark.slow(seconds=12)],  # four servers: the longest smoke
         ),
-        ("bench_guard.py", ["plt.gcf()", "rcParams[key]", "Line2D()", "render", "added us"]),
+        pytest.param(
+            "bench_guard.py",
+            ["plt.gcf()", "rcParams[key]", "Line2D()", "render", "added us"],
+            marks=pytest.mark.soak,
+        ),
         pytest.param(
             "bench_limits.py",
             ["default request", "most points", "largest image", "half points, largest"],
-            marks=pytest.mark.soak,  # the limits themselves are tested with the example server
+            marks=pytest.mark.soak,
         ),
         ("bench_threads.py", ["safeplot/oo", "640x480          2"]),
     ],
