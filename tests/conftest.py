@@ -3,7 +3,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +99,23 @@ def clean_pyplot_state() -> Iterator[None]:
     ]
     matplotlib.rcParams.update({k: rc_before[k] for k in changed})
     assert not changed, f"test left rcParams changed: {changed}"
+
+
+@contextmanager
+def held_by_another_thread() -> Iterator[None]:
+    """``safeplot.lock`` held by a thread named 'holder' for the duration of the block."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with safeplot.lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold, name="holder")
+    holder.start()
+    assert held.wait(30)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join(30)

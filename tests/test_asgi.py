@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -16,28 +14,10 @@ from matplotlib._pylab_helpers import Gcf
 
 import safeplot
 from safeplot.asgi import SafeplotMiddleware, render_callback
+from tests.conftest import held_by_another_thread
 from tests.plots import draw, draw_and_save
 
 WAIT = 30.0
-
-
-@contextmanager
-def held_by_another_thread() -> Iterator[None]:
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with safeplot.lock:
-            held.set()
-            release.wait(WAIT)
-
-    holder = threading.Thread(target=hold, name="holder")
-    holder.start()
-    assert held.wait(WAIT)
-    try:
-        yield
-    finally:
-        release.set()
-        holder.join(WAIT)
 
 
 def test_render_callback_gives_the_bytes_of_the_sync_one_off_the_event_loop() -> None:

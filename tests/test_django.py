@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +15,7 @@ from matplotlib._pylab_helpers import Gcf
 from matplotlib.figure import Figure
 
 import safeplot
-from tests.conftest import run_python
+from tests.conftest import held_by_another_thread, run_python
 from tests.plots import SAVE_KW
 
 pytest.importorskip("django")
@@ -297,20 +296,26 @@ async def _asgi_get(app: Any, url: str) -> tuple[int, bytes]:
     return status, bytes(body)
 
 
-def test_middleware_under_asgi_groups_sync_views_in_their_threads() -> None:
-    app = get_asgi_application()
-    urls = [f"/legacy/{seed}.png" for seed in range(4)] + [f"/class/{seed}.png" for seed in range(4)]
+def assert_concurrent_matches_serial(app: Any, urls: list[str], *, times: int) -> None:
+    """Each url fetched once serially, then ``times`` times concurrently: the same bytes, nothing left."""
 
     async def serial_then_concurrent() -> tuple[list[tuple[int, bytes]], list[tuple[int, bytes]]]:
         serial = [await _asgi_get(app, url) for url in urls]
-        concurrent = await asyncio.gather(*(_asgi_get(app, url) for url in urls * 2))
+        concurrent = await asyncio.gather(*(_asgi_get(app, url) for url in urls * times))
         return serial, list(concurrent)
 
     serial, concurrent = asyncio.run(serial_then_concurrent())
     assert {status for status, _ in serial + concurrent} == {200}
-    assert [body for _, body in concurrent] == [body for _, body in serial] * 2
+    assert [body for _, body in concurrent] == [body for _, body in serial] * times
     assert Gcf.figs == {} and plt.rcParams["axes.facecolor"] == "white"
     assert safeplot.stats()["holder"] is None
+
+
+def test_middleware_under_asgi_groups_sync_views_in_their_threads() -> None:
+    app = get_asgi_application()
+    urls = [f"/legacy/{seed}.png" for seed in range(4)] + [f"/class/{seed}.png" for seed in range(4)]
+
+    assert_concurrent_matches_serial(app, urls, times=2)
 
     async def timed_out() -> tuple[int, bytes]:
         return await _asgi_get(get_asgi_application(), "/legacy/5.png")
@@ -326,18 +331,7 @@ def test_the_asgi_middleware_alone_makes_django_views_safe_under_asgi() -> None:
 
     urls = [f"/legacy/{seed}.png" for seed in range(4)]
     with override_settings(MIDDLEWARE=[]):
-        app = AsgiMiddleware(get_asgi_application())
-
-        async def serial_then_concurrent() -> tuple[list[tuple[int, bytes]], list[tuple[int, bytes]]]:
-            serial = [await _asgi_get(app, url) for url in urls]
-            concurrent = await asyncio.gather(*(_asgi_get(app, url) for url in urls * 4))
-            return serial, list(concurrent)
-
-        serial, concurrent = asyncio.run(serial_then_concurrent())
-    assert {status for status, _ in serial + concurrent} == {200}
-    assert [body for _, body in concurrent] == [body for _, body in serial] * 4
-    assert Gcf.figs == {} and plt.rcParams["axes.facecolor"] == "white"
-    assert safeplot.stats()["holder"] is None
+        assert_concurrent_matches_serial(AsgiMiddleware(get_asgi_application()), urls, times=4)
 
 
 def test_import_without_django_explains_the_extra() -> None:
@@ -348,23 +342,3 @@ def test_import_without_django_explains_the_extra() -> None:
         "ImportError: safeplot.django needs Django >= 4.2; install it with: pip install 'safeplot[django]'"
         in web.stderr
     )
-
-
-class held_by_another_thread:
-    """``safeplot.lock`` held by a thread named 'holder' for the duration of the block."""
-
-    def __enter__(self) -> None:
-        self._held = threading.Event()
-        self._release = threading.Event()
-        self._thread = threading.Thread(target=self._hold, name="holder")
-        self._thread.start()
-        assert self._held.wait(30)
-
-    def _hold(self) -> None:
-        with safeplot.lock:
-            self._held.set()
-            self._release.wait(30)
-
-    def __exit__(self, *exc: object) -> None:
-        self._release.set()
-        self._thread.join(30)
