@@ -19,7 +19,7 @@ from ._errors import LockTimeout, SafeplotWarning, UnlockedPyplotError  # noqa: 
 from ._group import locked  # noqa: E402
 from ._guard import guard  # noqa: E402
 from ._guard import guard_from_env as _guard_from_env  # noqa: E402
-from ._lock import configure, lock, stats  # noqa: E402
+from ._lock import DEFAULT, configure, lock, stats  # noqa: E402
 from ._render import render, render_callback  # noqa: E402
 
 _alias_renderer_agg_lock(lock)
@@ -28,6 +28,7 @@ _guard_from_env()
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT",
     "LockTimeout",
     "SafeplotWarning",
     "UnlockedPyplotError",

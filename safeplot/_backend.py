@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import inspect
 import os
 import sys
 import types
@@ -18,6 +17,7 @@ from matplotlib.figure import Figure
 
 from . import _compat
 from ._errors import SafeplotWarning
+from ._patch import Swap
 
 BACKEND_ENV = "SAFEPLOT_BACKEND"
 DEFAULT_BACKEND = "agg"
@@ -150,6 +150,9 @@ def _after_savefig(fig: Figure) -> None:
         canvas.draw_idle()  # what stock pyplot does
 
 
+_savefig_swap: list[Swap] = []
+
+
 def defer_savefig_redraw() -> None:
     """Make ``pyplot.savefig`` defer its trailing redraw on Agg canvases (once per process).
 
@@ -160,12 +163,9 @@ def defer_savefig_redraw() -> None:
     import matplotlib.pyplot as plt
 
     savefig = plt.__dict__.get("savefig")
-    if getattr(savefig, "_safeplot_deferred", False) or not _compat.is_matplotlibs_own(savefig):
+    if _savefig_swap or not _compat.is_matplotlibs_own(savefig):
         return
     assert isinstance(savefig, types.FunctionType)
-    plt.__dict__["_safeplot_after_savefig"] = _after_savefig
-    savefig.__signature__ = inspect.signature(savefig)  # type: ignore[attr-defined]
-    savefig.__code__ = _deferred_savefig.__code__.replace(
-        co_name="savefig", co_filename=savefig.__code__.co_filename
-    )
-    savefig._safeplot_deferred = True  # type: ignore[attr-defined]
+    swap = Swap(savefig, "pyplot.savefig")
+    swap.apply(_deferred_savefig, {"_safeplot_after_savefig": _after_savefig})
+    _savefig_swap.append(swap)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
+import threading
 import types
 from collections.abc import Iterable
 from typing import Any, cast
@@ -295,3 +297,146 @@ def alias_renderer_agg_lock(lock: object) -> None:
     share one lock.
     """
     RendererAgg.lock = lock  # type: ignore[attr-defined]
+
+
+# --- code swaps ----------------------------------------------------------------
+
+
+def renamed_code(code: types.CodeType, *, like: types.CodeType) -> types.CodeType:
+    """``code`` named and filed as ``like`` (its name, qualified name since Python 3.11, file name)."""
+    names: dict[str, Any] = {"co_name": like.co_name, "co_filename": like.co_filename}
+    if sys.version_info >= (3, 11):
+        names["co_qualname"] = like.co_qualname
+    return code.replace(**names)
+
+
+# --- matplotlib's own locks ------------------------------------------------------
+
+
+def _drawing_lock_holders() -> list[tuple[Any, str]]:
+    """(object, attribute) of each lock matplotlib takes while it draws.
+
+    matplotlib >= 3.8 takes ``Figure._render_lock``, one class-level RLock,
+    through every ``Figure.draw`` (its font and mathtext caches are not
+    thread-safe).  Older versions take ``RendererAgg.lock`` in
+    ``FigureCanvasAgg.draw``, which safeplot makes its own lock.
+    """
+    return [(Figure, "_render_lock")] if isinstance(Figure.__dict__.get("_render_lock"), _RLOCK_TYPES) else []
+
+
+_RLOCK_TYPES = (type(threading.RLock()), threading._PyRLock)  # type: ignore[attr-defined]
+
+
+def holds_drawing_lock() -> bool:
+    """Whether the calling thread holds a lock matplotlib takes while it draws (it is inside a draw)."""
+    return any(getattr(owner, name)._is_owned() for owner, name in _drawing_lock_holders())
+
+
+def reset_drawing_locks_after_fork() -> None:
+    """In a forked child: replace a drawing lock that a thread of the parent held (it is gone).
+
+    Without this, the child's first draw would wait for ever for a thread
+    that does not exist in it.  A lock the forking thread itself holds is kept.
+    """
+    for owner, name in _drawing_lock_holders():
+        drawing_lock = getattr(owner, name)
+        if drawing_lock._is_owned():
+            continue
+        if drawing_lock.acquire(blocking=False):
+            drawing_lock.release()
+        else:
+            setattr(owner, name, threading.RLock())
+
+
+# --- where a thread waits: for work (parked), or inside its job -------------------
+# Code objects, looked up by module and qualified name where the module is
+# imported already (anyio and asgiref may come after safeplot).
+
+_WAITING = (  # waiting primitives: the frame that called one says what the thread waits for
+    ("threading", "Condition.wait"),
+    ("threading", "Event.wait"),
+    ("threading", "Semaphore.acquire"),
+    ("threading", "Thread._wait_for_tstate_lock"),  # Python <= 3.12
+    ("queue", "Queue.get"),
+    ("selectors", "SelectSelector.select"),
+    ("selectors", "_PollLikeSelector.select"),
+    ("selectors", "EpollSelector.select"),
+    ("selectors", "KqueueSelector.select"),
+)
+_WORK_LOOPS = (  # a thread pool's loop: what it calls is one job; waiting in it, the thread is idle
+    ("concurrent.futures.thread", "_worker"),
+    ("anyio._backends._asyncio", "WorkerThread.run"),
+    ("asgiref.current_thread_executor", "CurrentThreadExecutor.run_until_future"),
+)
+_WAITS_FOR_OTHERS = (  # waiting here, a thread runs none of its own code: it waits for another's
+    ("threading", "Thread.join"),
+    ("concurrent.futures._base", "Future.result"),
+    ("concurrent.futures._base", "wait"),
+    ("concurrent.futures._base", "as_completed"),
+    ("asyncio.base_events", "BaseEventLoop._run_once"),  # an event loop with nothing to run
+)
+
+
+def _codes(names: tuple[tuple[str, str], ...]) -> frozenset[types.CodeType]:
+    found = set()
+    for module_name, qualname in names:
+        target: Any = sys.modules.get(module_name)
+        for part in qualname.split("."):
+            target = getattr(target, part, None)
+        code = getattr(target, "__code__", None)
+        if isinstance(code, types.CodeType):
+            found.add(code)
+    return frozenset(found)
+
+
+_code_cache: dict[tuple[bool, ...], tuple[frozenset[types.CodeType], ...]] = {}
+_MODULES = tuple(sorted({module for module, _ in _WAITING + _WORK_LOOPS + _WAITS_FOR_OTHERS}))
+
+
+def _thread_codes() -> tuple[frozenset[types.CodeType], ...]:
+    """(waiting, work loops, parking) code objects, for the modules imported now."""
+    present = tuple(name in sys.modules for name in _MODULES)
+    codes = _code_cache.get(present)
+    if codes is None:
+        loops = _codes(_WORK_LOOPS)
+        codes = _code_cache[present] = (_codes(_WAITING), loops, loops | _codes(_WAITS_FOR_OTHERS))
+    return codes
+
+
+def is_parked(frame: types.FrameType | None) -> bool:
+    """Whether a thread whose innermost frame is ``frame`` runs none of its own code now.
+
+    That is: it has ended (no frame), waits in a thread pool for its next job,
+    waits for another thread (``Thread.join``, ``Future.result``), or is an
+    event loop with nothing to run.  A thread waiting on anything else (a
+    socket, a lock, ``Event.wait`` in its own code) is still at work.
+    """
+    waiting, _, parking = _thread_codes()
+    while frame is not None and frame.f_code in waiting:
+        frame = frame.f_back
+    return frame is None or frame.f_code in parking
+
+
+def pool_job_frame(frame: types.FrameType | None) -> types.FrameType | None:
+    """The frame of the thread-pool job that ``frame`` runs in, or None outside a known pool.
+
+    That is the frame a pool's loop (concurrent.futures', asyncio's default
+    executor, anyio's worker threads, asgiref's) called for the job: it
+    returns when the job ends.
+    """
+    _, loops, _ = _thread_codes()
+    inner = None
+    while frame is not None:
+        if frame.f_code in loops:
+            return inner
+        inner, frame = frame, frame.f_back
+    return None
+
+
+def frame_is_running(target: types.FrameType, innermost: types.FrameType | None) -> bool:
+    """Whether ``target`` is on the stack whose innermost frame is ``innermost``."""
+    while innermost is not None:
+        if innermost is target:
+            return True
+        innermost = innermost.f_back
+    return False

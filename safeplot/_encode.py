@@ -7,20 +7,24 @@ a finished image to PIL's ``Image.save`` as the very last thing its saving
 functions do (``_compat.pil_save_functions``); their code is swapped, once, at
 import, for a trampoline that gives PIL a wrapper of the output file.  When
 PIL starts saving (it asks the file for its ``name``; at the latest, its first
-``write``), the wrapper opens an :class:`~safeplot._group.OutsideWindow`: the
-group's figures, ``rcParams`` and registry changes are set aside and the lock
-is released.  When the saving function returns, the lock is taken back and
-the group's state re-applied, before any more of matplotlib runs.
+``write``), the wrapper opens an :class:`EncodeWindow`: the group's figures,
+``rcParams`` and registry changes are set aside, the state of outside is put
+back, and the lock is released.  When the saving function returns, the lock
+is taken back, before anyone else waiting for it, and the group's state
+re-applied, before any more of matplotlib runs.
 
 Everything the encoder uses was read under the lock: matplotlib has built
 the PIL image and its save arguments (metadata, dpi, JPEG background) before
 calling ``Image.save``.  The window opens only for a thread whose holds of
-the lock are all ``locked()`` groups (a ``with safeplot.lock:`` or legacy
-``RendererAgg.lock`` block keeps it held), only for one of those groups' own
-pyplot figures (one shared with other groups could be redrawn meanwhile),
-only for a file object without a path name (``io.BytesIO``, a socket file:
-PIL treats a path differently), and only while ``configure(encode_window=)``
-is on.
+the lock are all its own ``locked()`` groups (a ``with safeplot.lock:`` or
+legacy ``RendererAgg.lock`` block keeps it held, and so does a request's hold
+under a middleware), never while the thread holds a lock matplotlib takes in
+drawing (a ``savefig`` inside a draw, from a ``draw_event`` callback or a
+warning handler: the next group would wait for that lock while holding
+safeplot's), only for one of the groups' own pyplot figures (one shared with
+other groups could be redrawn meanwhile), only for a file object without a
+path name (``io.BytesIO``, a socket file: PIL treats a path differently), and
+only while ``configure(encode_window=)`` is on.
 """
 
 from __future__ import annotations
@@ -32,9 +36,13 @@ from types import TracebackType
 from typing import Any
 
 from . import _compat
-from ._group import OutsideWindow
+from ._group import outside_state, own_groups, replace_outside
+from ._lock import WindowHold, lock
+from ._owners import Runner, current_runner
+from ._patch import Swap
+from ._state import PyplotState, open_figures
 
-_PREPARE = "_safeplot_encoding"  # the name the trampolines call, in the globals of each swapped function
+_DISPATCH = "_safeplot_encoding"  # the name the trampolines call, in the globals of each swapped function
 
 
 def _trampoline(*args: Any, **kwargs: Any) -> Any:
@@ -45,10 +53,71 @@ def _trampoline(*args: Any, **kwargs: Any) -> Any:
         return call.function(*call.args, **call.kwargs)
 
 
+class EncodeWindow:
+    """A stretch in which a thread's groups let the lock go, leaving no trace of themselves.
+
+    :meth:`open` puts back the state of outside the runner's outermost group
+    and releases the lock; :meth:`close` takes the lock back (before anyone
+    else waiting), takes the current state as the new outside (a ``with
+    safeplot.lock:`` block elsewhere may have changed it meanwhile) and
+    re-applies the groups' own state.
+    """
+
+    __slots__ = ("_hold", "_saved", "runner")
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self._saved: PyplotState | None = None
+        self._hold: WindowHold | None = None
+
+    @staticmethod
+    def possible(runner: Runner) -> bool:
+        """The cheap part of :func:`_window_for`: the window is on, every hold one of ``runner``'s groups."""
+        depth = lock.runner_holds(runner)
+        return lock.encode_window and depth > 0 and depth == own_groups(runner)
+
+    def open(self) -> None:
+        if self._saved is not None:
+            return
+        self._saved = PyplotState.capture()
+        outside_state(self.runner).apply()
+        self._hold = lock.open_window(self.runner)
+
+    def close(self) -> None:
+        saved, hold = self._saved, self._hold
+        if saved is None or hold is None:
+            return
+        self._saved = self._hold = None
+        lock.close_window(hold)
+        replace_outside(self.runner, PyplotState.capture())
+        saved.apply()
+
+
+def _window_for(saving: object) -> EncodeWindow | None:
+    """A window for encoding ``saving`` (a canvas, or its renderer), if this thread may open one.
+
+    Only if every hold of the lock by this thread is one of its own
+    ``locked()`` groups, the window is on (:func:`safeplot.configure`), the
+    thread is not inside a draw, and the figure is one of the groups' own
+    pyplot figures: no other group can reach it meanwhile (a figure made
+    outside the groups, kept at module level and redrawn by every request, is
+    not).
+    """
+    runner = current_runner()
+    if not EncodeWindow.possible(runner) or _compat.holds_drawing_lock():
+        return None
+    for manager in open_figures().values():
+        renderer = getattr(manager.canvas, "renderer", None)
+        parts = (manager.canvas, renderer, getattr(renderer, "_renderer", None))  # imsave gets the last
+        if any(saving is part for part in parts):
+            return EncodeWindow(runner)
+    return None
+
+
 class _WindowedFile:
     """The output file as PIL sees it: the window opens when PIL starts saving into it."""
 
-    def __init__(self, target: Any, window: OutsideWindow) -> None:
+    def __init__(self, target: Any, window: EncodeWindow) -> None:
         self._target = target
         self._window = window
 
@@ -72,7 +141,7 @@ class _Call:
 
     __slots__ = ("args", "function", "kwargs", "window")
 
-    def __init__(self, function: types.FunctionType, args: Any, kwargs: Any, window: OutsideWindow | None):
+    def __init__(self, function: types.FunctionType, args: Any, kwargs: Any, window: EncodeWindow | None):
         self.function = function
         self.args = args
         self.kwargs = kwargs
@@ -89,15 +158,12 @@ class _Call:
 
 
 class _Target:
-    __slots__ = ("file_parameter", "original", "signature")
+    __slots__ = ("file_parameter", "signature", "swap")
 
-    def __init__(self, function: types.FunctionType, file_parameter: str) -> None:
-        self.signature = inspect.signature(function)
+    def __init__(self, swap: Swap, file_parameter: str) -> None:
+        self.swap = swap
+        self.signature = inspect.signature(swap.function)
         self.file_parameter = file_parameter
-        self.original = types.FunctionType(
-            function.__code__, function.__globals__, function.__name__, function.__defaults__
-        )
-        self.original.__kwdefaults__ = function.__kwdefaults__
 
 
 _targets: dict[str, _Target] = {}
@@ -105,21 +171,22 @@ _targets: dict[str, _Target] = {}
 
 def _prepare(key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
     target = _targets[key]
-    if not OutsideWindow.possible():  # most saves: no need to look at the arguments
-        return _Call(target.original, args, kwargs, None)
+    original = target.swap.original
+    if not EncodeWindow.possible(current_runner()):  # most saves: no need to look at the arguments
+        return _Call(original, args, kwargs, None)
     bound = target.signature.bind(*args, **kwargs)
     # What is being encoded: the canvas itself, or the Agg renderer whose buffer imsave was given.
     saving = bound.arguments.get("self") or getattr(bound.arguments.get("arr"), "obj", None)
-    if saving is None or not OutsideWindow.allowed(saving):
-        return _Call(target.original, args, kwargs, None)
+    window = _window_for(saving) if saving is not None else None
+    if window is None:
+        return _Call(original, args, kwargs, None)
     output = bound.arguments.get(target.file_parameter)
     fmt = bound.arguments.get("format") if "format" in target.signature.parameters else "jpeg or tiff"
     raster = fmt == "jpeg or tiff" or (isinstance(fmt, str) and fmt.lower() in _compat.PIL_FORMATS)
     if not raster or not _is_unnamed_file(output):
-        return _Call(target.original, args, kwargs, None)
-    window = OutsideWindow()
+        return _Call(original, args, kwargs, None)
     bound.arguments[target.file_parameter] = _WindowedFile(output, window)
-    return _Call(target.original, bound.args, bound.kwargs, window)
+    return _Call(original, bound.args, bound.kwargs, window)
 
 
 def _is_unnamed_file(output: object) -> bool:
@@ -134,11 +201,5 @@ def release_lock_while_encoding() -> None:
     if _targets:
         return
     for key, (function, file_parameter) in _compat.pil_save_functions().items():
-        _targets[key] = _Target(function, file_parameter)
-        function.__globals__[_PREPARE] = _prepare
-        function.__signature__ = _targets[key].signature  # type: ignore[attr-defined]
-        template = _trampoline.__code__
-        consts = tuple(key if const == "__key__" else const for const in template.co_consts)
-        function.__code__ = template.replace(
-            co_consts=consts, co_name=function.__code__.co_name, co_filename=function.__code__.co_filename
-        )
+        target = _targets[key] = _Target(Swap(function, key), file_parameter)
+        target.swap.apply(_trampoline, {_DISPATCH: _prepare})

@@ -10,20 +10,23 @@ class SafeplotWarning(UserWarning):
 class LockTimeout(TimeoutError):
     """The plotting lock was not acquired within the timeout.
 
-    ``timeout`` is the number of seconds waited; ``holder`` is the name of the
-    thread that held the lock when the wait gave up (``None`` if it was released
-    just then).  The exception pickles with both attributes, so it crosses
+    ``timeout`` is the number of seconds waited; ``holder`` is the name of
+    what held the lock when the wait gave up (``None`` if it was released just
+    then), and ``holder_kind`` says what that is: ``"thread"``, ``"request"``
+    (a request under a middleware, named by its method and path) or
+    ``"greenlet"``.  The exception pickles with its attributes, so it crosses
     process boundaries intact.
     """
 
-    def __init__(self, timeout: float, holder: str | None) -> None:
+    def __init__(self, timeout: float, holder: str | None, holder_kind: str = "thread") -> None:
         self.timeout = timeout
         self.holder = holder
-        held_by = f"held by thread {holder!r}" if holder is not None else "held by another thread"
+        self.holder_kind = holder_kind
+        held_by = f"held by {holder_kind} {holder!r}" if holder is not None else "held by another thread"
         super().__init__(f"safeplot.lock not acquired within {timeout:g} s; {held_by}")
 
-    def __reduce__(self) -> tuple[type[LockTimeout], tuple[float, str | None]]:
-        return (type(self), (self.timeout, self.holder))
+    def __reduce__(self) -> tuple[type[LockTimeout], tuple[float, str | None, str]]:
+        return (type(self), (self.timeout, self.holder, self.holder_kind))
 
 
 class UnlockedPyplotError(RuntimeError):

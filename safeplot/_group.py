@@ -1,188 +1,167 @@
-"""``locked()``: a group of pyplot calls that runs alone and cleans up after itself."""
+"""Groups: pyplot calls that run alone and clean up after themselves; ``locked()``.
+
+A group holds :data:`safeplot.lock` for its owner (:mod:`safeplot._owners`)
+and keeps a :class:`Frame`: the state it puts back when it ends.  An
+outermost group sets the figures of outside aside and puts back the whole
+state of outside at its end; a nested one closes only what it opened and
+undoes only its own changes.  Two kinds of groups use frames: ``locked()``
+(:class:`Group`, entered and exited by one thread) and a request's group
+(:func:`open_request_group`, begun by the request's first touch of shared
+state in any of its threads and ended when the request ends).
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect
-import threading
 from collections.abc import Callable
 from types import ModuleType, TracebackType
 from typing import Any, TypeVar, overload
 
 import matplotlib.pyplot as plt
-from matplotlib._pylab_helpers import Gcf
-from matplotlib.backend_bases import FigureManagerBase
 from matplotlib.figure import Figure
 
-from . import _compat
-from ._lock import _UNSET, check_timeout, lock
+from ._lock import DEFAULT, RequestEnded, TimeoutOption, lock, resolve_timeout, timeout_option
+from ._owners import Owner, RequestOwner, Runner, current, current_runner
+from ._state import PyplotState, close_figures_except, current_figure, hide_figures, is_open
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _Frame:
-    """What one entered group must put back when it ends."""
+class Frame:
+    """One open group: the state it found, which it puts back when it ends.
 
-    __slots__ = ("hidden", "present", "rc", "registries")
+    For an outermost group that is the state of outside, whose figures it sets
+    aside at the start (they are not closed) and brings back at the end; for a
+    nested group, the figures it found stay open and only its own changes to
+    ``rcParams`` and the registries are undone.
+    """
 
-    def __init__(
-        self,
-        hidden: dict[Any, FigureManagerBase] | None,
-        present: set[FigureManagerBase],
-    ) -> None:
-        self.hidden = hidden  # figures of outside, set aside by an outermost group
-        self.present = present  # figures a nested group found open, and leaves open
-        self.rc = _compat.snapshot_rcparams()
-        self.registries = _compat.snapshot_registries()  # units, colormaps, color sequences
+    __slots__ = ("entry", "outermost")
 
+    def __init__(self, *, outermost: bool) -> None:
+        self.outermost = outermost
+        self.entry = PyplotState.capture()
+        if outermost:
+            hide_figures()
 
-class _Frames(threading.local):
-    def __init__(self) -> None:
-        self.stack: list[_Frame] = []
+    def close(self) -> None:
+        """Close what the group opened and put back what it changed (the lock held)."""
+        try:
+            lock.count_figures_closed(close_figures_except({} if self.outermost else self.entry.figures))
+        finally:
+            self.entry.apply(figures=self.outermost)
 
-
-_frames = _Frames()
-
-
-def figure_opened_in_group() -> Figure | None:
-    """The current pyplot figure if the innermost group of this thread opened it, else None."""
-    manager = Gcf.get_active()
-    if not _frames.stack or manager is None or manager in _frames.stack[-1].present:
-        return None
-    figure: Figure = manager.canvas.figure
-    return figure
+    def is_own(self, figure: Figure) -> bool:
+        """Whether ``figure`` is a pyplot figure the group opened (not one it found)."""
+        return not is_open(figure, self.entry.figures)
 
 
-def _open_frame(*, outermost: bool) -> _Frame:
-    """Start a group's frame (the lock held): an outermost one sets the figures of outside aside."""
-    if not outermost:
-        return _Frame(None, set(Gcf.figs.values()))
-    frame = _Frame(dict(Gcf.figs), set())
-    Gcf.figs.clear()
+def _open(owner: Owner, runner: Runner | None) -> Frame:
+    frame = Frame(outermost=not owner.frames)
+    owner.frames.append(frame)
+    if runner is not None:
+        runner.entries.append((owner, frame))
     return frame
 
 
-def _close_frame(frame: _Frame) -> None:
-    """End a group's frame (the lock held): close what it opened, put back what it changed."""
-    opened = [m for m in list(Gcf.figs.values()) if m not in frame.present]
+def _close(owner: Owner, frame: Frame) -> None:
     try:
-        lock.count_figures_closed(_compat.close_managers(opened))
+        frame.close()
     finally:
-        if frame.hidden is not None:
-            Gcf.figs.clear()
-            Gcf.figs.update(frame.hidden)
-        _compat.restore_rcparams(frame.rc)
-        _compat.restore_registries(frame.registries)
+        owner.frames.remove(frame)
 
 
-class ContextGroup:
-    """An outermost group held for a context (an ASGI request), begun in one thread, ended in another.
+def enter_group(owner: Owner, runner: Runner, timeout: float | None) -> None:
+    """Begin a group of ``runner``'s for ``owner``: take the lock, open a frame.
 
-    :meth:`enter` takes the lock in the calling thread and claims it for the
-    context's owner (``_lock.context_owner``), so that the thread may go on to
-    other work (a thread pool's) without holding it for that work.
-    :meth:`exit`, in any thread running the same context (the event loop's),
-    takes the hold over without waiting and ends the group as ``locked()``
-    does.  Its frame is kept here, not on a thread's stack.
+    Raises :class:`safeplot.LockTimeout` (and RequestEnded) as
+    :meth:`PlotLock.take` does, with nothing held.
     """
+    lock.take(owner, runner, timeout)
+    try:
+        _open(owner, runner)
+    except BaseException:
+        lock.give_back(owner, runner)
+        raise
 
-    __slots__ = ("_frame", "_timeout")
 
-    def __init__(self, timeout: float | None) -> None:
-        self._timeout = timeout
-        self._frame: _Frame | None = None
+def exit_group(runner: Runner) -> None:
+    """End ``runner``'s innermost group: close its figures, undo its changes, give the lock back."""
+    owner, frame = runner.entries.pop()
+    try:
+        _close(owner, frame)
+    finally:
+        lock.give_back(owner, runner)
 
-    def enter(self) -> None:
-        """Raises :class:`safeplot.LockTimeout` when the lock is not had in time."""
-        lock.acquire_within(lock.default_timeout if self._timeout is _UNSET else self._timeout)
+
+def open_request_group(request: RequestOwner, runner: Runner, timeout: float | None) -> None:
+    """Begin ``request``'s own group at its first touch of shared state, on ``runner``.
+
+    If the request holds the lock already (a group of another of its threads
+    that is parked), ``runner`` joins that instead.  Raises what
+    :meth:`PlotLock.take` raises.
+    """
+    if lock.take(request, runner, timeout, request_group=True):
         try:
-            lock._claim_for_context()
-            self._frame = _open_frame(outermost=True)
+            _open(request, None)
         except BaseException:
-            lock.release()
+            lock.end_request_group(request)
             raise
 
-    def exit(self) -> None:
-        frame, self._frame = self._frame, None
-        if frame is None:
-            return
-        lock._take_over()
-        try:
-            _close_frame(frame)
-        finally:
-            lock.release()
 
+def close_request_group(request: RequestOwner) -> None:
+    """End ``request``'s own group, if one is open; never waits.
 
-class OutsideWindow:
-    """A stretch in which this thread's groups let the lock go, leaving no trace of themselves.
-
-    For work that needs none of matplotlib's shared state (PIL encoding a
-    finished image).  :meth:`open` puts back the state of outside the
-    outermost group (its figures, ``rcParams``, registries) and releases the
-    lock; :meth:`close` takes the lock back, takes the current state as the
-    new outside (a ``with safeplot.lock:`` block elsewhere may have changed it
-    meanwhile) and re-applies the groups' own state.  Only a thread that holds
-    the lock through ``locked()`` groups alone may open one, for a figure of
-    its own (:meth:`allowed`).
+    If a thread of the request is inside a group or ``with safeplot.lock:``
+    of the request's still, the group ends when that thread leaves it.
     """
+    if not request.frames or not request.frames[0].outermost or lock.holder_owner() is not request:
+        return
+    frame = request.frames[0]
 
-    __slots__ = ("_hold", "_saved")
+    def end() -> None:
+        try:
+            _close(request, frame)
+        finally:
+            lock.end_request_group(request)
 
-    def __init__(self) -> None:
-        self._saved: tuple[dict[Any, FigureManagerBase], _compat.RcSnapshot, Any] | None = None
-        self._hold: Any = None
+    request.defer_end(end)
 
-    @staticmethod
-    def possible() -> bool:
-        """The cheap part of :meth:`allowed`: the window is on and every hold is a ``locked()`` group's."""
-        depth = lock._held_depth()
-        return lock.encode_window and depth > 0 and depth == len(_frames.stack)
 
-    @staticmethod
-    def allowed(saving: object) -> bool:
-        """Whether this thread may open a window while ``saving`` (a canvas, or its renderer) is encoded.
+def own_groups(runner: Runner) -> int:
+    """How many of ``runner``'s entered groups are its own (not a request's)."""
+    return sum(owner is runner for owner, _ in runner.entries)
 
-        Only if every hold of the lock by this thread is a ``locked()``
-        group's, the window is on (:func:`safeplot.configure`), and the figure
-        is one of the groups' own pyplot figures: no other group can reach it
-        meanwhile (a figure made outside the groups, kept at module level and
-        redrawn by every request, is not).
-        """
-        if not OutsideWindow.possible():
-            return False
-        for manager in Gcf.figs.values():
-            renderer = getattr(manager.canvas, "renderer", None)
-            parts = (manager.canvas, renderer, getattr(renderer, "_renderer", None))  # imsave gets the last
-            if any(saving is part for part in parts):
-                return True
-        return False
 
-    def open(self) -> None:
-        if self._saved is not None:
-            return
-        outside = _frames.stack[0]
-        assert outside.hidden is not None  # the outermost group's
-        self._saved = (dict(Gcf.figs), _compat.snapshot_rcparams(), _compat.snapshot_registries())
-        Gcf.figs.clear()
-        Gcf.figs.update(outside.hidden)
-        _compat.restore_rcparams(outside.rc)
-        _compat.restore_registries(outside.registries)
-        self._hold = lock._release_for_window()
+def outside_state(owner: Owner) -> PyplotState:
+    """The state of outside ``owner``'s groups: what its outermost group found."""
+    return owner.frames[0].entry  # type: ignore[no-any-return]
 
-    def close(self) -> None:
-        if self._saved is None:
-            return
-        lock._end_window(self._hold)
-        figures, rc, registries = self._saved
-        self._saved = None
-        outside = _frames.stack[0]
-        outside.hidden = dict(Gcf.figs)
-        outside.rc = _compat.snapshot_rcparams()
-        outside.registries = _compat.snapshot_registries()
-        Gcf.figs.clear()
-        Gcf.figs.update(figures)
-        _compat.restore_rcparams(rc)
-        _compat.restore_registries(registries)
+
+def replace_outside(owner: Owner, state: PyplotState) -> None:
+    """Make ``state`` what ``owner``'s outermost group puts back (outside changed meanwhile)."""
+    owner.frames[0].entry = state
+
+
+def figure_opened_in_group() -> Figure | None:
+    """The current pyplot figure if the calling code's innermost group opened it, else None."""
+    owner, _ = current()
+    figure = current_figure()
+    if figure is None or not owner.frames or not owner.frames[-1].is_own(figure):
+        return None
+    return figure
+
+
+def _reset_after_fork(holder: Owner) -> None:
+    # In a forked child, for a holder that was another thread of the parent:
+    # its groups are gone with it; the child starts with the state outside them.
+    if holder.frames:
+        holder.frames[0].entry.apply()
+        holder.frames.clear()
+
+
+lock.on_fork_in_child(_reset_after_fork)
 
 
 def check_lockable(func: Callable[..., Any]) -> None:
@@ -199,34 +178,32 @@ def check_lockable(func: Callable[..., Any]) -> None:
     )
 
 
-class _Group:
+class Group:
     """The object ``locked()`` returns: a context manager and a decorator.
 
-    It keeps no per-entry state of its own (that lives on a per-thread stack),
-    so one object may be shared by threads and entered recursively.
+    It keeps no per-entry state of its own (that lives with the runner), so
+    one object may be shared by threads and entered recursively.
     """
 
     __slots__ = ("_timeout",)
 
-    def __init__(self, timeout: float | None) -> None:
+    def __init__(self, timeout: TimeoutOption) -> None:
         self._timeout = timeout
 
     def __repr__(self) -> str:
         return (
-            "safeplot.locked()" if self._timeout is _UNSET else f"safeplot.locked(timeout={self._timeout!r})"
+            "safeplot.locked()" if self._timeout is DEFAULT else f"safeplot.locked(timeout={self._timeout!r})"
         )
 
     def __enter__(self) -> ModuleType:
-        timeout = lock.default_timeout if self._timeout is _UNSET else self._timeout
-        lock.acquire_within(timeout)
-        try:
-            # Inside a request's context-held group (ASGI), this group is a nested one.
-            outermost = not _frames.stack and lock._context_owner is None
-            _frames.stack.append(_open_frame(outermost=outermost))
-        except BaseException:
-            lock.release()
-            raise
-        return plt
+        timeout = resolve_timeout(self._timeout)
+        while True:
+            owner, runner = current()
+            try:
+                enter_group(owner, runner, timeout)
+                return plt
+            except RequestEnded:
+                continue  # its request ended while it waited: a group of the thread's own
 
     def __exit__(
         self,
@@ -234,11 +211,7 @@ class _Group:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        frame = _frames.stack.pop()
-        try:
-            _close_frame(frame)
-        finally:
-            lock.release()
+        exit_group(current_runner())
 
     def __call__(self, func: F) -> F:
         check_lockable(func)
@@ -256,10 +229,10 @@ def locked(func: F, /) -> F: ...
 
 
 @overload
-def locked(*, timeout: float | None = ...) -> _Group: ...
+def locked(*, timeout: TimeoutOption = ...) -> Group: ...
 
 
-def locked(func: Callable[..., Any] | None = None, /, *, timeout: float | None = _UNSET) -> Any:
+def locked(func: Callable[..., Any] | None = None, /, *, timeout: TimeoutOption = DEFAULT) -> Any:
     """Run pyplot calls as one group, alone and cleaned up afterwards.
 
     Use as ``with safeplot.locked() as plt:`` (``plt`` is ``matplotlib.pyplot``),
@@ -271,9 +244,9 @@ def locked(func: Callable[..., Any] | None = None, /, *, timeout: float | None =
     figure opened in it is closed, every ``rcParams``/``plt.style.use`` change
     is undone, so are changes to the units registry and the colormap and
     color-sequence registries, the figures of outside come back as they were,
-    and the lock is released.  A nested group in the same thread sees the
-    outer group's figures, closes only those it opened and undoes only its
-    own changes.
+    and the lock is released.  A nested group in the same thread (or in a
+    thread of the same request, under a middleware) sees the outer group's
+    figures, closes only those it opened and undoes only its own changes.
 
     ``timeout`` (seconds; None waits forever) defaults to the value set with
     :func:`safeplot.configure`.  Raises :class:`safeplot.LockTimeout` when the
@@ -281,9 +254,7 @@ def locked(func: Callable[..., Any] | None = None, /, *, timeout: float | None =
     generator function (the lock would be released before the body runs) or
     given something that is not a function, ValueError for a negative timeout.
     """
-    if timeout is not _UNSET:
-        timeout = check_timeout(timeout)
-    group = _Group(timeout)
+    group = Group(timeout_option(timeout))
     if func is None:
         return group
     if not callable(func):

@@ -1,4 +1,4 @@
-"""Detection of use of matplotlib's shared state outside the lock: the hooks.
+"""The hooks: a first touch of matplotlib's shared state, and reports of unlocked use.
 
 pyplot's state (the figure registry, the current figure and axes) is reached
 through a few functions: ``figure``, ``gcf``, ``gca``, ``close``, ``rc``...;
@@ -7,28 +7,34 @@ the functions that change matplotlib's other process-wide state (``style.use``
 and ``style.context``, ``rc_context``, ``rc``, the colormap registries),
 setting and reading an item of ``matplotlib.rcParams``, and making an artist.
 
-While hooks are on, each of those functions first checks whether the calling
-thread holds :data:`safeplot.lock`.  The check is made inside matplotlib's
-function objects themselves (their code is swapped for a small trampoline),
-so names imported with ``from matplotlib.pyplot import figure`` before the
-hooks went on are caught too; turning them off puts the original code back.
-Only the function objects found when safeplot is imported are swapped: a
-replacement an app binds to the same name is never touched.  (The one name
-the trampolines call, ``_safeplot_hooked`` in those modules' globals, stays
-once set: a thread may be about to call it while the hooks go off.)
+While hooks are on, each of those functions first asks whether the calling
+code may use shared state now (:meth:`safeplot._lock.PlotLock.held_by_caller`).
+The check is made inside matplotlib's function objects themselves (their code
+is swapped by :mod:`safeplot._patch`), so names imported with ``from
+matplotlib.pyplot import figure`` before the hooks went on are caught too;
+turning them off puts the original code back.  Only the function objects found
+when safeplot is imported are swapped: a replacement an app binds to the same
+name is never touched.
 
-Two users turn the hooks on: :func:`guard` (report unlocked pyplot calls and
-changes of shared state; reads are not reported) and the middlewares of
-``safeplot.wsgi`` (take the lock at a request's first touch of shared state).
+When the caller may not, the first of these applies:
+
+* its code runs for a request under a middleware (:mod:`safeplot._owners`):
+  the request's ``begin_group`` takes the lock for the request (or its turn);
+* a middleware is serving requests and the call is a pyplot call or a change
+  of shared state: it is reported once per call site (a SafeplotWarning), as
+  code that belongs to no request and runs unlocked;
+* the guard is on: the call is reported (``"warn"``: once per call site;
+  ``"raise"``: an UnlockedPyplotError at every call).
+
+Reads (an ``rcParams`` item, making an artist) are never reported: object-
+oriented code does them without the lock, safely.
 """
 
 from __future__ import annotations
 
-import contextvars
 import inspect
 import os
 import threading
-import types
 import warnings
 from collections.abc import Callable
 from typing import Any, Literal
@@ -37,21 +43,20 @@ import matplotlib
 
 from . import _compat
 from ._errors import SafeplotWarning, UnlockedPyplotError
-from ._lock import call_site, context_owner, lock
+from ._lock import call_site, lock
+from ._owners import current_request
+from ._patch import Swap
 
 GUARD_ENV = "SAFEPLOT_GUARD"
 MODES = ("warn", "raise", "off")
 Mode = Literal["warn", "raise", "off"]
-# The name the trampolines call, put in the globals of each module whose functions are hooked.
-_DISPATCH = "_safeplot_hooked"
+_DISPATCH = "_safeplot_hooked"  # the name the trampolines call, in the globals of each hooked module
 
 
 def _trampoline(*args: Any, **kwargs: Any) -> Any:
-    # Runs as the hooked function itself, with its module's globals and its
-    # file name; the check returns before the original runs, so a warning
-    # matplotlib raises inside the original still points at the caller's line
-    # (matplotlib skips its own frames by module name before Python 3.12, by
-    # file name since).
+    # Runs as the hooked function itself (see _patch); the check returns the
+    # original before it runs, so a warning matplotlib raises inside the
+    # original still points at the caller's line.
     return _safeplot_hooked("__key__", args)(*args, **kwargs)  # type: ignore[name-defined]  # noqa: F821
 
 
@@ -70,98 +75,75 @@ TOUCH = "touch"  # reading shared state (making an artist, reading rcParams): no
 
 
 class _Target:
-    """One of matplotlib's functions that the hooks check, and how to put it back."""
+    """One of matplotlib's functions that the hooks check."""
 
-    __slots__ = ("function", "kind", "original", "saved", "signature")
+    __slots__ = ("kind", "swap")
 
-    def __init__(self, function: types.FunctionType, kind: str) -> None:
-        self.function = function
+    def __init__(self, swap: Swap, kind: str) -> None:
+        self.swap = swap
         self.kind = kind
-        # A copy that runs the original code: what the trampoline calls.
-        self.original = types.FunctionType(
-            function.__code__, function.__globals__, function.__name__, function.__defaults__
-        )
-        self.original.__kwdefaults__ = function.__kwdefaults__
-        self.original.__qualname__ = function.__qualname__
-        self.signature: inspect.Signature | None = None
-        self.saved: tuple[types.CodeType, dict[str, Any]] | None = None
 
 
 def _find_targets() -> dict[str, _Target]:
     """matplotlib's own functions to hook, found once at import, before an app can replace them."""
-    targets = {f"pyplot.{name}": _Target(f, PYPLOT) for name, f in _compat.pyplot_state_functions().items()}
-    targets.update({name: _Target(f, STATE) for name, f in _compat.shared_state_functions().items()})
-    targets.update({name: _Target(f, TOUCH) for name, f in _compat.touch_functions().items()})
-    targets["rcParams.__setitem__"] = _Target(_compat.rcparams_setitem(), RC_SET)
-    return targets
+    found = {f"pyplot.{name}": (f, PYPLOT) for name, f in _compat.pyplot_state_functions().items()}
+    found.update({name: (f, STATE) for name, f in _compat.shared_state_functions().items()})
+    found.update({name: (f, TOUCH) for name, f in _compat.touch_functions().items()})
+    found["rcParams.__setitem__"] = (_compat.rcparams_setitem(), RC_SET)
+    return {key: _Target(Swap(function, key), kind) for key, (function, kind) in found.items()}
 
 
-class _Hooks:
+class Hooks:
     """The swapped functions, installed while at least one user needs them.
 
-    Only the function objects found at import are ever changed, never what an
-    app later binds to the same names (``plt.show = lambda *a, **k: None``).
+    Users: the guard, and each request in flight under a middleware (which
+    also makes unlocked calls by code of no request reported).
     """
 
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._users = 0
+        self._requests = 0
         self.targets = _find_targets()
 
     @property
     def installed(self) -> bool:
+        """Whether matplotlib's functions run the hooks now."""
         return self._users > 0
 
-    def use(self) -> None:
+    @property
+    def serving(self) -> bool:
+        """Whether a middleware's request is in flight (then unlocked calls of no request are reported)."""
+        return self._requests > 0
+
+    def use(self, *, request: bool = False) -> None:
+        """One more user; the first installs the hooks."""
         with self._mutex:
             self._users += 1
+            self._requests += request
             if self._users == 1:
-                self._install()
+                for target in self.targets.values():
+                    template = _generator_trampoline if _is_generator(target) else _trampoline
+                    target.swap.apply(template, {_DISPATCH: _dispatch})
 
-    def unuse(self) -> None:
+    def unuse(self, *, request: bool = False) -> None:
+        """One user fewer; the last puts every function back as it was."""
         with self._mutex:
             self._users -= 1
+            self._requests -= request
             if self._users == 0:
-                self._uninstall()
+                for target in self.targets.values():
+                    target.swap.restore()
 
-    def _install(self) -> None:
-        for key, target in self.targets.items():
-            func = target.function
-            generator = bool(func.__code__.co_flags & inspect.CO_GENERATOR)
-            template = (_generator_trampoline if generator else _trampoline).__code__
-            func.__globals__[_DISPATCH] = _dispatch  # left in place when off: a call mid-flight may need it
-            if target.signature is None:
-                target.signature = inspect.signature(func)
-            target.saved = (func.__code__, dict(func.__dict__))
-            func.__signature__ = target.signature  # type: ignore[attr-defined]  # as it was before the swap
-            consts = tuple(key if const == "__key__" else const for const in template.co_consts)
-            func.__code__ = template.replace(
-                co_consts=consts, co_name=func.__code__.co_name, co_filename=func.__code__.co_filename
-            )
-
-    def _uninstall(self) -> None:
-        for target in self.targets.values():
-            if target.saved is None:
-                continue
-            code, attributes = target.saved
-            target.function.__code__ = code
-            target.function.__dict__.clear()
-            target.function.__dict__.update(attributes)
-            target.saved = None
+    def kinds(self) -> dict[str, str]:
+        """Each hooked function's key (``pyplot.figure``, ``matplotlib.style.use``...) and its kind."""
+        return {key: target.kind for key, target in self.targets.items()}
 
 
-class _ThreadState(threading.local):
-    def __init__(self) -> None:
-        # Called instead of reporting when this thread makes an unlocked call;
-        # the middleware sets it to take the lock for its request.
-        self.on_unlocked_call: Callable[[], None] | None = None
+def _is_generator(target: _Target) -> bool:
+    return bool(target.swap.function.__code__.co_flags & inspect.CO_GENERATOR)
 
 
-thread_state = _ThreadState()
-# The same for every thread that runs a context (an ASGI request's code, in a thread pool).
-context_handler: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
-    "safeplot_context_handler", default=None
-)
 _mode: Mode = "off"
 _reported: set[tuple[str, int, str]] = set()
 _reported_mutex = threading.Lock()
@@ -169,25 +151,35 @@ _reported_mutex = threading.Lock()
 
 def _dispatch(key: str, args: tuple[Any, ...]) -> Callable[..., Any]:
     target = hooks.targets[key]
-    held_for = lock._context_owner  # an ASGI request's hold: held in every thread running its context
-    if held_for is None:
-        unlocked = lock._owner != threading.get_ident()
-    else:
-        unlocked = held_for is not context_owner.get()
-    if unlocked:
+    if not lock.held_by_caller():
         _unlocked_call(key, target.kind, args)
-    return target.original
+    return target.swap.original
 
 
 def _unlocked_call(key: str, kind: str, args: tuple[Any, ...]) -> None:
     if key.startswith("rcParams.") and (not args or args[0] is not matplotlib.rcParams):
         return  # another RcParams object (a copy, the defaults): not shared state
-    handler = thread_state.on_unlocked_call or context_handler.get()
-    if handler is not None:
-        handler()
+    request = current_request()
+    if request is not None and request.begin_group is not None:
+        request.begin_group()  # takes the lock for the request (UnlockedPyplotError once it has ended)
         return
-    if _mode == "off" or kind == TOUCH:
+    if kind == TOUCH:
         return
+    if hooks.serving and _mode != "raise":
+        _report(key, kind, args, remedy=_NO_REQUEST_REMEDY, once=True)
+    elif _mode != "off":
+        _report(key, kind, args, remedy=_GUARD_REMEDY, once=_mode == "warn")
+
+
+_GUARD_REMEDY = "run it inside safeplot.locked()"
+_NO_REQUEST_REMEDY = (
+    "it belongs to no request in flight (a thread the request did not hand its context, or code "
+    "it left running) and runs unlocked: run it inside safeplot.locked(), or hand it the "
+    "request's context (asyncio.to_thread, contextvars.copy_context().run)"
+)
+
+
+def _report(key: str, kind: str, args: tuple[Any, ...], *, remedy: str, once: bool) -> None:
     if kind == RC_SET:
         filename, lineno, _ = call_site()
         what = f"rcParams[{args[1]!r}] set"
@@ -197,8 +189,8 @@ def _unlocked_call(key: str, kind: str, args: tuple[Any, ...]) -> None:
     else:
         filename, lineno, _ = call_site()
         what = f"{key}() called"
-    message = f"{what} without safeplot.lock at {filename}:{lineno}; run it inside safeplot.locked()"
-    if _mode == "raise":
+    message = f"{what} without safeplot.lock at {filename}:{lineno}; {remedy}"
+    if not once:
         raise UnlockedPyplotError(message)
     with _reported_mutex:
         if (filename, lineno, what) in _reported:
@@ -207,22 +199,22 @@ def _unlocked_call(key: str, kind: str, args: tuple[Any, ...]) -> None:
     warnings.warn_explicit(message, SafeplotWarning, filename, lineno)
 
 
-hooks = _Hooks()
+hooks = Hooks()
 
 
 def guard(mode: Mode = "warn") -> None:
-    """Report pyplot calls made by a thread that does not hold :data:`safeplot.lock`.
+    """Report pyplot calls made by code that does not hold :data:`safeplot.lock`.
 
     ``"warn"``: a :class:`SafeplotWarning` naming the caller's ``file:line`` and
     the pyplot function, once per call site.  ``"raise"``: an
     :class:`UnlockedPyplotError` (a RuntimeError) at every such call, before
     pyplot runs.  ``"off"``: no reports, and pyplot's functions are exactly as
-    they were (unless a ``SafeplotMiddleware`` request is in flight, which
-    needs the hooks until it ends).  Calls inside ``safeplot.locked()``, under
-    ``with safeplot.lock:`` or the legacy ``RendererAgg.lock`` are never
-    reported.  Setting ``SAFEPLOT_GUARD=warn`` (or ``raise``) in the
-    environment does ``guard(...)`` at import.  Raises ValueError for another
-    mode.
+    they were (unless a middleware request is in flight, which needs the hooks
+    until it ends).  Calls inside ``safeplot.locked()``, under ``with
+    safeplot.lock:`` or the legacy ``RendererAgg.lock``, and those of a request
+    under a middleware are never reported.  Setting ``SAFEPLOT_GUARD=warn``
+    (or ``raise``) in the environment does ``guard(...)`` at import.  Raises
+    ValueError for another mode.
     """
     global _mode
     if mode not in MODES:

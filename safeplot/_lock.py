@@ -1,24 +1,56 @@
-"""The process-wide plotting lock: re-entrancy, timeouts, statistics, fork safety."""
+"""The process-wide plotting lock: holds by owners, turns, timeouts, statistics, fork safety.
+
+One :class:`PlotLock`, :data:`lock`.  A hold belongs to an owner
+(:mod:`safeplot._owners`): a thread, or a request that its threads share and
+take turns in.  A wait for the lock can end in three ways: the lock is had, the
+time runs out (:class:`safeplot.LockTimeout`), or the request the wait was for
+ends (:class:`RequestEnded`: a hold is never taken for a request that has
+ended).  A group coming back from its encode window (:mod:`safeplot._encode`)
+goes before everyone else waiting, so that it is not starved.
+"""
 
 from __future__ import annotations
 
-import contextvars
+import _thread
+import contextlib
+import enum
 import logging
 import math
 import os
 import sys
-import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Final, Literal, NamedTuple, Union
 
+from . import _compat
 from ._errors import LockTimeout
+from ._owners import Owner, RequestOwner, Runner, current
 
 TIMEOUT_ENV = "SAFEPLOT_TIMEOUT"
 DEFAULT_LONG_HOLD = 10.0
 logger = logging.getLogger("safeplot")
 _INTERNAL_PACKAGES = frozenset({"safeplot", "matplotlib", "contextlib", "functools"})
 _PYPLOT_MODULES = frozenset({"matplotlib.pyplot", "safeplot._backend"})
+# A wait whose end nobody announces (another thread of the request must park
+# first) looks again after this long, doubling up to the second figure.
+_FIRST_POLL, _LAST_POLL = 0.001, 0.02
+
+
+class _Default(enum.Enum):
+    """The configured default: given for a timeout (or a :func:`safeplot.configure` argument), it
+    stands for the value :func:`safeplot.configure` set (``configure`` itself keeps it as it is)."""
+
+    DEFAULT = "DEFAULT"
+
+    def __repr__(self) -> str:
+        return "safeplot.DEFAULT"
+
+
+DEFAULT: Final = _Default.DEFAULT
+
+TimeoutOption = Union[float, None, Literal[_Default.DEFAULT]]
 
 
 def call_site(named: str = "") -> tuple[str, int, str]:
@@ -56,6 +88,20 @@ def check_timeout(value: object, *, name: str = "timeout") -> float | None:
     return None if math.isinf(seconds) else seconds
 
 
+def timeout_option(value: object, *, name: str = "timeout") -> TimeoutOption:
+    """A timeout given to an API: :data:`DEFAULT` as it is, else as :func:`check_timeout` validates it."""
+    return DEFAULT if value is DEFAULT else check_timeout(value, name=name)
+
+
+def resolve_timeout(option: TimeoutOption) -> float | None:
+    """The seconds to wait for an option: :data:`DEFAULT` is the configured default timeout."""
+    return lock.default_timeout if option is DEFAULT else option
+
+
+class RequestEnded(Exception):
+    """The request a wait for the lock was for has ended: no hold is taken for it."""
+
+
 class _Stats:
     __slots__ = (
         "acquisitions",
@@ -81,82 +127,90 @@ class _Stats:
         self.hold_seconds_max = 0.0
 
 
+class _Waiter:
+    """One waiting call: woken when it may look again."""
+
+    __slots__ = ("_flag", "owner", "priority")
+
+    def __init__(self, owner: Owner, priority: bool) -> None:
+        self.owner = owner
+        self.priority = priority
+        self._flag = _thread.allocate_lock()
+        self._flag.acquire()
+
+    def wait(self, seconds: float | None) -> None:
+        self._flag.acquire(True, -1 if seconds is None else seconds)
+
+    def wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # woken twice at once
+            self._flag.release()
+
+
+class WindowHold(NamedTuple):
+    """What :meth:`PlotLock.close_window` needs to give a runner its hold back."""
+
+    runner: Runner
+    depth: int
+    taken_at: tuple[str, int, str] | None
+
+
+_TAKEN, _TURN, _WAIT, _POLL, _ENDED = range(5)
+
+
 class PlotLock:
     """A re-entrant lock with the interface of ``threading.RLock``, plus:
 
     * ``with lock:`` waits at most the process-wide default timeout (see
       :func:`safeplot.configure`) and raises :class:`safeplot.LockTimeout`
-      when it runs out; ``acquire()`` itself behaves exactly like RLock's and
-      returns False on a timeout;
+      when it runs out; ``acquire()`` itself behaves like RLock's and returns
+      False on a timeout;
+    * a hold belongs to its owner: a thread, or, under a middleware, the
+      request whose code runs (in any of its threads, one at a time);
     * it knows its holder, for error messages and :func:`safeplot.stats`;
-    * after ``os.fork()`` the child gets it unheld, unless the forking thread
-      itself held it (then that thread still holds it in the child, at the same
-      depth, and releases it as usual).
+    * after ``os.fork()`` the child gets it unheld, and without the changes of
+      a group another thread was running, unless the forking thread itself held
+      it (then that thread still holds it in the child, at the same depth).
     """
 
     def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._stats_mutex = threading.Lock()
-        self._owner: int | None = None
-        # Set while the hold is an ASGI request's (see context_owner): then it is the
-        # caller's only if its context carries that request, whichever thread holds it.
-        self._context_owner: object | None = None
-        self._owner_name: str | None = None
+        self._mutex = _thread.allocate_lock()  # guards everything below; never held while waiting
+        self._holder: Owner | None = None
         self._depth = 0
+        self._request_group: RequestOwner | None = None  # the request whose group holds one level
+        self._waiters: deque[_Waiter] = deque()
+        self._returning = 0  # priority waiters: groups coming back from an encode window
         self._acquired_at = 0.0
         self._taken_at: tuple[str, int, str] | None = None
         self._stats = _Stats()
+        self._fork_resets: list[Callable[[Owner], None]] = []
         self.default_timeout: float | None = None
         self.long_hold: float | None = DEFAULT_LONG_HOLD
         self.encode_window = True  # see configure()
 
     def __repr__(self) -> str:
-        holder = f"held by {self._owner_name!r} depth={self._depth}" if self._owner else "unheld"
-        return f"<safeplot.lock {holder}>"
+        holder = self._holder
+        state = f"held by {holder.describe()} depth={self._depth}" if holder is not None else "unheld"
+        return f"<safeplot.lock {state}>"
+
+    # -- the RLock interface ------------------------------------------------------------
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Acquire the lock, as ``threading.RLock.acquire`` does.
+        """Acquire the lock, as ``threading.RLock.acquire`` does, for the calling code's owner.
 
-        Returns True once held (at once if this thread already holds it), or
+        Returns True once held (at once if the caller holds it already), or
         False if ``blocking`` is False and the lock is taken, or if ``timeout``
         seconds passed first.  Raises ValueError for a timeout with
         ``blocking=False``, like RLock.
         """
-        return self._acquire(blocking, timeout, counted=True)
-
-    def _acquire(self, blocking: bool, timeout: float, *, counted: bool) -> bool:
-        me = threading.get_ident()
-        if self._held_by_caller():
-            self._depth += 1
-            return True
         if not blocking and timeout != -1:
             raise ValueError("can't specify a timeout for a non-blocking call")
-        if not self._mutex.acquire(False):
-            if not blocking:
-                return False
-            started = time.monotonic()
-            got = self._mutex.acquire(True, timeout)
-            waited = time.monotonic() - started
-            self._record_wait(waited, timed_out=not got)
-            if not got:
-                return False
-        self._owner = me
-        self._owner_name = threading.current_thread().name
-        self._depth = 1
-        self._taken_at = call_site() if self.long_hold is not None else None
-        self._acquired_at = time.monotonic()
-        if counted:
-            with self._stats_mutex:
-                self._stats.acquisitions += 1
-        return True
-
-    def _record_wait(self, waited: float, *, timed_out: bool) -> None:
-        with self._stats_mutex:
-            stats = self._stats
-            stats.waits += 1
-            stats.timeouts += timed_out
-            stats.wait_seconds_total += waited
-            stats.wait_seconds_max = max(stats.wait_seconds_max, waited)
+        seconds = None if timeout is None or timeout < 0 else float(timeout)
+        while True:
+            owner, runner = current()
+            try:
+                return self._take(owner, runner, seconds, blocking=blocking) is not None
+            except RequestEnded:
+                continue  # the request ended while this waited: wait as the thread itself
 
     def acquire_within(self, timeout: float | None) -> None:
         """Acquire, waiting at most ``timeout`` seconds (None: forever).
@@ -164,171 +218,352 @@ class PlotLock:
         Raises :class:`safeplot.LockTimeout`, naming the holder, if the time runs out.
         """
         if not self.acquire(True, -1 if timeout is None else timeout):
-            raise LockTimeout(timeout if timeout is not None else math.inf, self._owner_name)
+            raise self._timeout_error(timeout)
 
     def release(self) -> None:
-        """Release one level of this thread's hold; the last release frees the lock.
+        """Release one level of the caller's hold; the last release frees the lock.
 
-        Raises RuntimeError if the calling thread does not hold the lock.
+        Raises RuntimeError if the calling code does not hold the lock.
         """
-        if not self._held_by_caller():
-            raise RuntimeError("cannot release un-acquired lock")
-        self._depth -= 1
-        if self._depth:
-            return
-        held = time.monotonic() - self._acquired_at
-        try:
-            # Logged while still held, so that whoever takes the lock next
-            # finds the record already written.
-            self._log_long_hold(held)
-        finally:
-            self._owner = None
-            self._owner_name = None
-            self._context_owner = None
-            with self._stats_mutex:
-                stats = self._stats
-                stats.hold_seconds_total += held
-                stats.hold_seconds_max = max(stats.hold_seconds_max, held)
-            self._mutex.release()
-
-    def _held_depth(self) -> int:
-        """How many times the calling thread holds the lock (0: not at all)."""
-        return self._depth if self._held_by_caller() else 0
-
-    def _release_for_window(self) -> tuple[int, tuple[str, int, str] | None]:
-        """Release every level of this thread's hold at once; return what :meth:`_end_window` needs.
-
-        Raises RuntimeError if the calling thread does not hold the lock.
-        """
-        depth = self._held_depth()
-        if not depth:
-            raise RuntimeError("cannot release un-acquired lock")
-        with self._stats_mutex:
-            self._stats.encode_windows += 1
-        taken_at = self._taken_at
-        self._depth = 1
-        self.release()
-        return depth, taken_at
-
-    def _end_window(self, hold: tuple[int, tuple[str, int, str] | None]) -> None:
-        """Take the lock back after :meth:`_release_for_window`, waiting as long as it takes (no timeout).
-
-        Not counted as an acquisition: the group that opened the window was.
-        """
-        self._acquire(True, -1, counted=False)
-        self._depth, self._taken_at = hold  # a long hold is reported where the group began
-
-    def _log_long_hold(self, held: float) -> None:
-        long_hold = self.long_hold
-        if long_hold is not None and held > long_hold and self._taken_at is not None:
-            filename, lineno, _ = self._taken_at
-            logger.warning(
-                "safeplot.lock was held for %.2f s (over %g s) by thread %r; taken at %s:%d",
-                held,
-                long_hold,
-                self._owner_name,
-                filename,
-                lineno,
-            )
+        owner, runner = current()
+        self.give_back(owner, runner)
 
     def __enter__(self) -> PlotLock:
         self.acquire_within(self.default_timeout)
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
 
     def is_owned(self) -> bool:
-        """Whether the calling thread holds the lock."""
-        return self._held_by_caller()
-
-    def _held_by_caller(self) -> bool:
-        # A hold claimed for a context (an ASGI request) is held by every thread running it.
-        if self._context_owner is not None:
-            return self._context_owner is context_owner.get()
-        return self._owner == threading.get_ident()
-
-    def _claim_for_context(self) -> None:
-        """Make this thread's hold the hold of its context's owner (an ASGI request), not the thread's.
-
-        The thread may then run other contexts' work (a thread pool's): for
-        them the lock is not held.  The owner ends the hold with
-        :meth:`_take_over`, in whatever thread runs its context then.
-        """
-        if not self._held_by_caller():
-            raise RuntimeError("cannot claim un-acquired lock")
-        self._context_owner = context_owner.get()
-
-    def _take_over(self) -> None:
-        """Hold, in the calling thread, the hold this context's owner claimed in another; never waits.
-
-        Raises RuntimeError if the lock is not held for this context's owner.
-        """
-        owner = context_owner.get()
-        if owner is None or self._context_owner is not owner:
-            raise RuntimeError("safeplot.lock is not held for this context")
-        self._owner = threading.get_ident()
-        self._owner_name = threading.current_thread().name
-        self._depth = 1  # the whole hold: a level the context's code never released goes with it
+        """Whether the calling code holds the lock (and, in a request, has the request's turn)."""
+        return self.held_by_caller()
 
     @property
     def holder(self) -> str | None:
-        """The name of the thread holding the lock, or None when it is free."""
-        return self._owner_name
+        """The name of the thread (or request) holding the lock, or None when it is free."""
+        holder = self._holder
+        return holder.name if holder is not None else None
+
+    # -- for safeplot's own rooms ---------------------------------------------------------
+
+    def held_by_caller(self) -> bool:
+        """Whether the calling code may use matplotlib's shared state now: its owner holds the lock,
+        and in a request, its runner has the turn.  (Cheap: every hook asks it.)"""
+        holder = self._holder
+        if holder is None:
+            return False
+        owner, runner = current()
+        return holder is owner and (owner is runner or holder.turn is runner)  # type: ignore[attr-defined]
+
+    def holder_owner(self) -> Owner | None:
+        """The owner holding the lock now, or None."""
+        return self._holder
+
+    def take(
+        self, owner: Owner, runner: Runner, timeout: float | None, *, request_group: bool = False
+    ) -> bool:
+        """Take a hold for ``owner`` on ``runner``, waiting up to ``timeout`` seconds (None: forever).
+
+        ``request_group``: the hold of a request's own group (begun by its
+        first touch of shared state, given back by :meth:`end_request_group`),
+        not one of ``runner``'s; if the request holds the lock already (in a
+        group of another of its threads), ``runner`` only gets the request's
+        turn.  Returns whether a new level was taken (False in that case).
+        Raises :class:`safeplot.LockTimeout` when the time runs out and
+        :class:`RequestEnded` when ``owner`` is a request that has ended (at
+        once, or while this waited).
+        """
+        taken = self._take(owner, runner, timeout, blocking=True, request_group=request_group)
+        if taken is None:
+            raise self._timeout_error(timeout)
+        return taken
+
+    def give_back(self, owner: Owner, runner: Runner) -> None:
+        """Give back one level of ``runner``'s hold for ``owner``; RuntimeError if it has none.
+
+        When ``owner`` is a request that ended while ``runner`` held the lock
+        for it, its last level also ends the request's group (see
+        :meth:`safeplot._owners.RequestOwner.defer_end`).
+        """
+        request = owner if isinstance(owner, RequestOwner) else None
+        with self._mutex:
+            if self._holder is not owner or (request is not None and not request.levels(runner)):
+                raise RuntimeError("cannot release un-acquired lock")
+            if request is not None:
+                request.drop_level(runner)
+            self._drop_level()
+        if request is not None and request.ended and not request.has_levels():
+            request.run_deferred_end()
+
+    def end_request_group(self, request: RequestOwner) -> None:
+        """Give back the level a request's group holds (the group already put back what it changed)."""
+        with self._mutex:
+            if self._request_group is not request:
+                raise RuntimeError(f"no group of {request.describe()} holds safeplot.lock")
+            self._request_group = None
+            self._drop_level()
+
+    def request_ended(self, request: RequestOwner) -> None:
+        """Wake whatever waits for a hold for ``request``: it has ended, so none will be taken."""
+        with self._mutex:
+            for waiter in self._waiters:
+                if waiter.owner is request:
+                    waiter.wake()
+
+    def runner_holds(self, runner: Runner) -> int:
+        """How many levels the lock is held by ``runner`` as its own owner (0: not held by it)."""
+        return self._depth if self._holder is runner else 0
+
+    def open_window(self, runner: Runner) -> WindowHold:
+        """Let go of every level of ``runner``'s own hold at once, for an encode window.
+
+        Raises RuntimeError if the lock is not held by ``runner`` as its own owner.
+        """
+        with self._mutex:
+            if self._holder is not runner:
+                raise RuntimeError("cannot open an encode window without holding safeplot.lock")
+            self._stats.encode_windows += 1
+            hold = WindowHold(runner, self._depth, self._taken_at)
+            self._depth = 1
+            self._drop_level()
+            return hold
+
+    def close_window(self, hold: WindowHold) -> None:
+        """Take the hold back after :meth:`open_window`, before anyone else waiting; no timeout.
+
+        Not counted as an acquisition: the group that opened the window was.
+        """
+        self._take(hold.runner, hold.runner, None, blocking=True, priority=True, counted=False)
+        with self._mutex:
+            self._depth, self._taken_at = hold.depth, hold.taken_at  # a long hold is reported where it began
+
+    def on_fork_in_child(self, reset: Callable[[Owner], None]) -> None:
+        """Call ``reset(holder)`` in a forked child whose lock was held by an owner not of the forking thread.
+
+        The groups use it to put back the state outside the holder's groups.
+        """
+        self._fork_resets.append(reset)
 
     def count_figures_closed(self, count: int) -> None:
-        with self._stats_mutex:
+        with self._mutex:
             self._stats.figures_closed += count
 
     def stats(self) -> dict[str, Any]:
-        with self._stats_mutex:
+        with self._mutex:
             snapshot: dict[str, Any] = {name: getattr(self._stats, name) for name in _Stats.__slots__}
-        snapshot["holder"] = self._owner_name
+            holder = self._holder
+        snapshot["holder"] = holder.name if holder is not None else None
         return snapshot
 
-    def _reinit_after_fork(self) -> None:
-        self._context_owner = None
-        self._mutex = threading.Lock()
-        self._stats_mutex = threading.Lock()
-        self._stats = _Stats()
-        if self._owner is not None and self._owner == threading.get_ident():
-            self._mutex.acquire()
-        else:
-            self._owner = None
-            self._owner_name = None
+    # -- inside ---------------------------------------------------------------------------
+
+    def _timeout_error(self, timeout: float | None) -> LockTimeout:
+        holder = self._holder
+        waited = timeout if timeout is not None else math.inf
+        if holder is None:
+            return LockTimeout(waited, None)
+        return LockTimeout(waited, holder.name, holder.kind)
+
+    def _take(
+        self,
+        owner: Owner,
+        runner: Runner,
+        timeout: float | None,
+        *,
+        blocking: bool,
+        request_group: bool = False,
+        priority: bool = False,
+        counted: bool = True,
+    ) -> bool | None:
+        """Wait for a hold; True: a level taken, False: only the turn (see :meth:`take`), None: not had."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waiter: _Waiter | None = None
+        started = 0.0
+        poll = _FIRST_POLL
+        taken = ended = first_wait = False
+        self._mutex.acquire()
+        try:
+            while True:
+                state = self._try_take(owner, runner, request_group, priority, counted)
+                if state in (_TAKEN, _TURN):
+                    taken = True
+                    return state == _TAKEN
+                if state == _ENDED:
+                    ended = True
+                    raise RequestEnded
+                if not blocking:
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                if waiter is None:
+                    started = time.monotonic()
+                    waiter = _Waiter(owner, priority)
+                    self._waiters.append(waiter)
+                    self._returning += priority
+                    first_wait = True
+                if state == _POLL:
+                    remaining = poll if remaining is None else min(poll, remaining)
+                    poll = min(2 * poll, _LAST_POLL)
+                holder = self._holder
+                self._mutex.release()
+                try:
+                    if first_wait:
+                        first_wait = False
+                        if logger.isEnabledFor(logging.DEBUG):
+                            held_by = holder.describe() if holder is not None else "nobody"
+                            logger.debug("%s waits for safeplot.lock, held by %s", owner.describe(), held_by)
+                    waiter.wait(remaining)
+                finally:
+                    self._mutex.acquire()
+        finally:
+            if waiter is not None:
+                self._waiters.remove(waiter)
+                self._returning -= priority
+                waited = time.monotonic() - started
+                stats = self._stats
+                stats.waits += 1
+                stats.timeouts += not (taken or ended)
+                stats.wait_seconds_total += waited
+                stats.wait_seconds_max = max(stats.wait_seconds_max, waited)
+                if not taken and self._holder is None:
+                    self._wake_next()  # it may have been woken to take the lock: pass that on
+            self._mutex.release()
+
+    def _try_take(
+        self, owner: Owner, runner: Runner, request_group: bool, priority: bool, counted: bool
+    ) -> int:
+        request = owner if isinstance(owner, RequestOwner) else None
+        if request is not None and request.ended and (request_group or not request.levels(runner)):
+            return _ENDED
+        holder = self._holder
+        if holder is None:
+            if self._returning and not priority:
+                return _WAIT  # a group coming back from its encode window goes first
+            self._holder = owner
             self._depth = 0
+            self._acquired_at = time.monotonic()
+            self._taken_at = call_site() if self.long_hold is not None else None
+            if counted:
+                self._stats.acquisitions += 1
+        elif holder is not owner:
+            return _WAIT
+        elif request is not None:
+            if not request.turn_free_for(runner):
+                return _POLL  # another thread of the request has the turn: it tells nobody when it parks
+            if request_group:
+                request.turn = runner
+                return _TURN  # the request holds the lock already: its runner takes the turn
+        if request is not None:
+            request.turn = runner
+            if request_group:
+                self._request_group = request
+            else:
+                request.add_level(runner)
+        self._depth += 1
+        return _TAKEN
+
+    def _drop_level(self) -> None:
+        """One level fewer (the mutex held): the last one frees the lock and wakes the next waiter."""
+        self._depth -= 1
+        holder = self._holder
+        if self._depth:
+            if isinstance(holder, RequestOwner):
+                self._wake_owner(holder)  # its other threads may take the turn now
+            return
+        held = time.monotonic() - self._acquired_at
+        self._log_long_hold(held, holder)
+        self._holder = None
+        self._taken_at = None
+        self._request_group = None
+        if isinstance(holder, RequestOwner):
+            holder.clear_turns()
+        stats = self._stats
+        stats.hold_seconds_total += held
+        stats.hold_seconds_max = max(stats.hold_seconds_max, held)
+        self._wake_next()
+
+    def _wake_next(self) -> None:
+        for waiter in self._waiters:
+            if waiter.priority or not self._returning:
+                waiter.wake()
+                return
+
+    def _wake_owner(self, owner: Owner) -> None:
+        for waiter in self._waiters:
+            if waiter.owner is owner:
+                waiter.wake()
+
+    def _log_long_hold(self, held: float, holder: Owner | None) -> None:
+        long_hold = self.long_hold
+        if long_hold is not None and held > long_hold and self._taken_at is not None and holder is not None:
+            filename, lineno, _ = self._taken_at
+            logger.warning(
+                "safeplot.lock was held for %.2f s (over %g s) by %s; taken at %s:%d",
+                held,
+                long_hold,
+                holder.describe(),
+                filename,
+                lineno,
+            )
+
+    # -- fork -----------------------------------------------------------------------------
+
+    def _before_fork(self) -> None:
+        self._mutex.acquire()  # so that the child never sees a change half made
+
+    def _after_fork_in_parent(self) -> None:
+        self._mutex.release()
+
+    def _after_fork_in_child(self) -> None:
+        self._mutex = _thread.allocate_lock()
+        self._waiters = deque()  # the threads that waited are not in the child
+        self._returning = 0
+        self._stats = _Stats()
+        _compat.reset_drawing_locks_after_fork()
+        holder = self._holder
+        if holder is None:
+            return
+        owner, runner = current()
+        if holder is owner and (owner is runner or holder.turn is runner):  # type: ignore[attr-defined]
+            return  # the forking thread's own hold: it still holds it, and releases it as usual
+        self._holder = None
+        self._depth = 0
+        self._request_group = None
+        self._taken_at = None
+        for reset in self._fork_resets:
+            reset(holder)
 
 
-# Who holds the lock in a context (an ASGI request, in every thread its code runs in).
-context_owner: contextvars.ContextVar[object | None] = contextvars.ContextVar(
-    "safeplot_context_owner", default=None
-)
 lock = PlotLock()
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=lock._reinit_after_fork)
-
-_UNSET: Any = object()
+    os.register_at_fork(
+        before=lock._before_fork,
+        after_in_parent=lock._after_fork_in_parent,
+        after_in_child=lock._after_fork_in_child,
+    )
 
 
 def configure(
-    *, timeout: float | None = _UNSET, long_hold: float | None = _UNSET, encode_window: bool = _UNSET
+    *,
+    timeout: TimeoutOption = DEFAULT,
+    long_hold: TimeoutOption = DEFAULT,
+    encode_window: bool | Literal[_Default.DEFAULT] = DEFAULT,
 ) -> None:
-    """Set process-wide defaults; arguments not given keep their value.
+    """Set process-wide defaults; an argument left at :data:`safeplot.DEFAULT` keeps its value.
 
-    ``timeout``: seconds that ``safeplot.locked()``, ``with safeplot.lock:``
-    and the helpers wait for the lock before raising
+    ``timeout``: seconds that ``safeplot.locked()``, ``with safeplot.lock:``,
+    the helpers and the middlewares wait for the lock before raising
     :class:`safeplot.LockTimeout`; None waits forever (the default, unless the
     ``SAFEPLOT_TIMEOUT`` environment variable set one at import).
 
     ``long_hold``: a hold of the lock longer than this many seconds (a group,
     a request under the middleware) logs one WARNING on the ``safeplot``
-    logger, saying for how long and where the lock was taken; None turns that
-    off.  Default 10.
+    logger, saying for how long, by whom and where the lock was taken; None
+    turns that off.  Default 10.
 
     ``encode_window``: whether a ``locked()`` group lets the lock go while PIL
     encodes a raster image of one of its own pyplot figures (default True).
@@ -339,11 +574,11 @@ def configure(
     Raises TypeError/ValueError for a timeout that is not None or a number >=
     0, TypeError for an ``encode_window`` that is not a bool.
     """
-    if timeout is not _UNSET:
+    if timeout is not DEFAULT:
         lock.default_timeout = check_timeout(timeout)
-    if long_hold is not _UNSET:
+    if long_hold is not DEFAULT:
         lock.long_hold = check_timeout(long_hold, name="long_hold")
-    if encode_window is not _UNSET:
+    if encode_window is not DEFAULT:
         if not isinstance(encode_window, bool):
             raise TypeError(f"encode_window must be True or False, not {encode_window!r}")
         lock.encode_window = encode_window
@@ -352,10 +587,13 @@ def configure(
 def stats() -> dict[str, Any]:
     """Counters of the plotting lock since the process started (or forked).
 
-    Keys: ``acquisitions``, ``waits`` (acquires that had to wait, timed out or not),
-    ``timeouts``, ``figures_closed`` (by groups), ``wait_seconds_total``,
-    ``wait_seconds_max``, ``hold_seconds_total``, ``hold_seconds_max``, and
-    ``holder``: the name of the thread holding the lock now, or None.
+    Keys: ``acquisitions``, ``waits`` (acquires that had to wait, timed out or
+    not), ``timeouts``, ``figures_closed`` (by groups), ``encode_windows``
+    (times a group let the lock go while PIL encoded its image; the group
+    counts one acquisition either way, and its hold time is the time it
+    really held the lock), ``wait_seconds_total``, ``wait_seconds_max``,
+    ``hold_seconds_total``, ``hold_seconds_max``, and ``holder``: the name of
+    the thread or request holding the lock now, or None.
     """
     return lock.stats()
 

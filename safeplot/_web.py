@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, TypeVar, Union
 
 from matplotlib.figure import Figure
 
 from ._errors import LockTimeout, UnlockedPyplotError
-from ._group import ContextGroup, _Group, check_lockable, locked
-from ._guard import context_handler, hooks, thread_state
-from ._lock import _UNSET, check_timeout, context_owner
+from ._group import check_lockable, close_request_group, locked, open_request_group
+from ._guard import hooks
+from ._lock import RequestEnded, TimeoutOption, lock, resolve_timeout, timeout_option
+from ._owners import RequestOwner, current_runner
 from ._render import check_format, figure_drawn_by, mimetype, render
 
 T = TypeVar("T")
@@ -86,17 +88,16 @@ def plot_view(
     kind: ResponseKind,
     *,
     format: str,
-    timeout: float | None,
+    timeout: TimeoutOption,
     savefig_kwargs: dict[str, Any],
 ) -> Any:
     """The one ``plot_view`` decorator, for the framework ``kind`` describes (see the adapters)."""
     fmt = check_format(format)
-    if timeout is not _UNSET:
-        timeout = check_timeout(timeout)
+    timeout = timeout_option(timeout)
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         check_lockable(view)
-        group = locked(timeout=timeout) if timeout is not _UNSET else locked()
+        group = locked(timeout=timeout)
 
         @group
         def answer_in_group(*args: Any, **kwargs: Any) -> Any:
@@ -121,119 +122,88 @@ def plot_view(
     return decorate(view)
 
 
-class PyplotRequest:
-    """One request's lazily begun group: begun by its first touch of shared state, ended once.
+class Request:
+    """One request's pyplot use under a middleware: a group begun by its first touch of shared state.
 
-    :meth:`start` arms the calling thread: from then on, the first touch of
-    matplotlib's shared state in that thread takes the lock (waiting up to
-    ``timeout``) and opens a ``locked()`` group.  :meth:`finish`, called in
-    the same thread, ends it: figures closed, changes undone, lock released.
+    :meth:`start` (in the context the request's code runs in) makes the
+    request the owner of its code's holds, in every thread its context is
+    carried into (:mod:`safeplot._owners`).  From then on the first touch of
+    matplotlib's shared state in any of those threads takes the lock for the
+    request, waiting up to ``timeout``, and opens the request's group; its
+    threads take turns in it.  :meth:`end_group` ends the group (never
+    waiting); a later touch begins another.  :meth:`finish` ends it for good,
+    in the context :meth:`start` ran in: code the request left running gets
+    an :class:`~safeplot.UnlockedPyplotError` instead of the lock.
+
+    ``label`` names the request in messages (``"GET /plot/1.png"``).
+    ``on_event_loop``: :meth:`start` runs on the event loop that serves the
+    request: a touch there raises UnlockedPyplotError instead of waiting.
     """
 
-    def __init__(self, timeout: float | None) -> None:
-        self._group: _Group = locked(timeout=timeout) if timeout is not _UNSET else locked()
-        self.started = False
-        self.begun = False
+    def __init__(self, label: str, timeout: TimeoutOption, *, on_event_loop: bool = False) -> None:
+        self.owner = RequestOwner(label, loop_thread=threading.get_ident() if on_event_loop else None)
+        self.owner.begin_group = self._begin
+        self._timeout = timeout
         self.timed_out: LockTimeout | None = None
+        self.started = False
         self.finished = False
 
     @property
     def holds_lock(self) -> bool:
-        return self.begun and not self.finished
+        """Whether the request's group (or a group of one of its threads) holds the lock now."""
+        return lock.holder_owner() is self.owner
 
     def start(self) -> None:
-        hooks.use()
+        hooks.use(request=True)
         self.started = True
-        thread_state.on_unlocked_call = self.begin
+        self.owner.enter()
 
-    def begin(self) -> None:
-        """Take the lock and open the group; LockTimeout if the lock is not had in time."""
+    def _begin(self) -> None:
+        owner = self.owner
+        if owner.loop_thread == threading.get_ident() and _on_event_loop():
+            raise UnlockedPyplotError(
+                "matplotlib used on the event loop (in an async def endpoint) under a "
+                "safeplot middleware: waiting there for the plotting lock would stall "
+                "every request. Make the endpoint a plain def (it then runs in the thread pool), "
+                "or await safeplot.asgi.render_callback(func, ...) from the async one"
+            )
         try:
-            self._group.__enter__()
+            open_request_group(owner, current_runner(), resolve_timeout(self._timeout))
         except LockTimeout as error:
             self.timed_out = error
             raise
-        self.begun = True
-        thread_state.on_unlocked_call = None  # the lock is held from now on
+        except RequestEnded:
+            raise self._ended_error() from None
+
+    def _ended_error(self) -> UnlockedPyplotError:
+        return UnlockedPyplotError(
+            f"matplotlib used by code of request {self.owner.label!r} after its response ended "
+            "(a thread or task it left running): the middleware no longer holds the lock for it; "
+            "run such work in safeplot.locked() or await it before answering"
+        )
+
+    def end_group(self) -> None:
+        """End the request's group if one is open: figures closed, changes undone, lock released.
+
+        Never waits.  If a thread of the request is inside a group of its own
+        still, the request's group ends when that thread leaves it.
+        """
+        close_request_group(self.owner)
 
     def finish(self) -> None:
-        """Close the request's figures, undo its changes to shared state, release the lock."""
+        """End the request: its group, its hold on the threads it ran in; once, where :meth:`start` ran."""
         if self.finished:
             return
         self.finished = True
         if not self.started:
             return
-        thread_state.on_unlocked_call = None
+        owner = self.owner
         try:
-            hooks.unuse()  # first: whoever sees the lock free sees the hooks gone too
-        finally:
-            if self.begun:
-                self._group.__exit__(None, None, None)
-
-
-class ContextRequest:
-    """One ASGI request's pyplot use: a group begun by its first touch of shared state in any
-    thread that runs its code (a thread pool's), and ended by :meth:`end_group` on the event loop.
-
-    :meth:`start` (on the event loop, in the request's task) arms every thread
-    that runs the request's context later: the first touch there takes the
-    lock, waiting up to ``timeout``, for the request (not for the thread).  A
-    touch on the event loop itself raises :class:`safeplot.UnlockedPyplotError`
-    instead of waiting there.  :meth:`end_group` never waits; after it, a
-    later touch begins another group.
-    """
-
-    def __init__(self, timeout: float | None) -> None:
-        self._group = ContextGroup(timeout)
-        self.begun = False
-        self.finished = False
-        self.timed_out: LockTimeout | None = None
-        self._tokens: tuple[Any, Any] | None = None
-
-    def start(self) -> None:
-        hooks.use()
-        self._tokens = (context_owner.set(self), context_handler.set(self.begin))
-
-    def begin(self) -> None:
-        if self.finished:
-            raise UnlockedPyplotError(
-                "matplotlib used by a request's code after its response ended (a thread or task "
-                "it left running): safeplot.asgi.SafeplotMiddleware no longer holds the lock for it; "
-                "run such work in safeplot.locked() or await it before answering"
-            )
-        if _on_event_loop():
-            raise UnlockedPyplotError(
-                "matplotlib used on the event loop (in an async def endpoint) under "
-                "safeplot.asgi.SafeplotMiddleware: waiting there for the plotting lock would stall "
-                "every request. Make the endpoint a plain def (it then runs in the thread pool), "
-                "or await safeplot.asgi.render_callback(func, ...) from the async one"
-            )
-        try:
-            self._group.enter()
-        except LockTimeout as error:
-            self.timed_out = error
-            raise
-        self.begun = True
-
-    def end_group(self) -> None:
-        """End the group if one is open: figures closed, changes undone, lock released."""
-        if self.begun:
-            self.begun = False
-            self._group.exit()
-
-    def finish(self) -> None:
-        """End the group and disarm; in the request's task, once.  Threads the request left
-        running keep a copy of its context: their later touches raise instead of locking."""
-        self.finished = True
-        try:
+            owner.leave()
+            lock.request_ended(owner)  # a thread still waiting for the lock for it stops waiting
             self.end_group()
         finally:
-            if self._tokens is not None:
-                owner_token, handler_token = self._tokens
-                self._tokens = None
-                context_handler.reset(handler_token)
-                context_owner.reset(owner_token)
-                hooks.unuse()
+            hooks.unuse(request=True)
 
 
 def _on_event_loop() -> bool:
@@ -255,7 +225,7 @@ def _on_event_loop() -> bool:
 
 
 def send_unlocked(
-    chunks: Iterable[T], request: PyplotRequest, end: Callable[[], None], held: list[T] | None = None
+    chunks: Iterable[T], request: Request, end: Callable[[], None], held: list[T] | None = None
 ) -> Iterator[T]:
     """Yield a response body's chunks so that none is yielded while ``request`` holds the lock.
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import _web
 from ._errors import LockTimeout
-from ._lock import _UNSET, check_timeout
+from ._lock import DEFAULT, TimeoutOption, timeout_option
 from ._render import check_format
 from ._render import render_callback as _render_callback
 
@@ -105,15 +105,16 @@ class SafeplotMiddleware:
     there.  Other exceptions propagate after the cleanup.
     """
 
-    def __init__(self, app: ASGIApp, timeout: float | None = _UNSET) -> None:
+    def __init__(self, app: ASGIApp, timeout: TimeoutOption = DEFAULT) -> None:
         self.app = app
-        self.timeout = check_timeout(timeout) if timeout is not _UNSET else _UNSET
+        self.timeout = timeout_option(timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = _web.ContextRequest(self.timeout)
+        label = f"{scope.get('method', 'GET')} {scope.get('path', '/')}"
+        request = _web.Request(label, self.timeout, on_event_loop=True)
         started = replaced = False
 
         async def send_after_group(message: Message) -> None:

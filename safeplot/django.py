@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar, Union, overload
 
 try:
-    from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+    from asgiref.sync import iscoroutinefunction, markcoroutinefunction
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
     from django.core.signals import got_request_exception
@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from . import _web
 from ._errors import LockTimeout
-from ._lock import _UNSET, check_timeout
+from ._lock import DEFAULT, TimeoutOption, check_timeout
 
 __all__ = ["SafeplotMiddleware", "image_response", "plot_view"]
 
@@ -33,7 +33,6 @@ V = TypeVar("V", bound=Callable[..., Any])
 GetResponse = Callable[[HttpRequest], Union[HttpResponseBase, Awaitable[HttpResponseBase]]]
 
 TIMEOUT_SETTING = "SAFEPLOT_TIMEOUT"
-_PENDING = "_safeplot_pending_request"  # the HttpRequest attribute of an async-mode request
 _TIMED_OUT = "_safeplot_lock_timeout"  # a LockTimeout Django made a 500 of, on the HttpRequest
 
 
@@ -72,7 +71,7 @@ def plot_view(view: V, /) -> V: ...
 
 @overload
 def plot_view(
-    *, format: str = ..., timeout: float | None = ..., **savefig_kwargs: Any
+    *, format: str = ..., timeout: TimeoutOption = ..., **savefig_kwargs: Any
 ) -> Callable[[V], V]: ...
 
 
@@ -81,7 +80,7 @@ def plot_view(
     /,
     *,
     format: str = "png",
-    timeout: float | None = _UNSET,
+    timeout: TimeoutOption = DEFAULT,
     **savefig_kwargs: Any,
 ) -> Any:
     """Decorate a Django view that draws with pyplot so that it answers with the image.
@@ -153,7 +152,7 @@ class SafeplotMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self._async:
             return self.__acall__(request)
-        pyplot_request = _web.PyplotRequest(self.timeout)
+        pyplot_request = _web.Request(_label(request), self.timeout)
         pyplot_request.start()
         try:
             response = self.get_response(request)
@@ -162,22 +161,15 @@ class SafeplotMiddleware:
         return self._after_group(request, pyplot_request, response)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        pyplot_request = _web.PyplotRequest(self.timeout)
-        setattr(request, _PENDING, pyplot_request)
+        # On the event loop, in the request's task: Django's sync middlewares and
+        # views, and sync_to_async in async views, carry the request's context.
+        pyplot_request = _web.Request(_label(request), self.timeout, on_event_loop=True)
+        pyplot_request.start()
         try:
             response = await self.get_response(request)
         finally:
-            if pyplot_request.started:  # in the thread that started it, the one that holds the lock
-                await sync_to_async(pyplot_request.finish, thread_sensitive=True)()
+            pyplot_request.finish()  # never waits
         return self._after_group(request, pyplot_request, response)
-
-    def process_view(
-        self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any
-    ) -> None:
-        """Under ASGI, arm the thread that runs the sync view (Django runs this hook in it)."""
-        pending: _web.PyplotRequest | None = request.__dict__.pop(_PENDING, None)
-        if pending is not None and not iscoroutinefunction(view_func):
-            pending.start()
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """A LockTimeout from the view becomes the 503 (and is not logged as a server error)."""
@@ -186,7 +178,7 @@ class SafeplotMiddleware:
         return None
 
     def _after_group(
-        self, request: HttpRequest, pyplot_request: _web.PyplotRequest, response: HttpResponseBase
+        self, request: HttpRequest, pyplot_request: _web.Request, response: HttpResponseBase
     ) -> HttpResponseBase:
         timed_out = pyplot_request.timed_out or request.__dict__.pop(_TIMED_OUT, None)
         if timed_out is not None:
@@ -195,12 +187,16 @@ class SafeplotMiddleware:
         streams_file = getattr(response, "file_to_stream", None) is not None
         if response.streaming and not streams_file and not getattr(response, "is_async", False):
             content = response.streaming_content
-            response.streaming_content = _stream_unlocked(content, self.timeout)
+            response.streaming_content = _stream_unlocked(content, _label(request), self.timeout)
         return response
 
 
-def _stream_unlocked(content: Iterable[bytes], timeout: float | None) -> Iterator[bytes]:
-    pyplot_request = _web.PyplotRequest(timeout)
+def _label(request: HttpRequest) -> str:
+    return f"{request.method} {request.path}"
+
+
+def _stream_unlocked(content: Iterable[bytes], label: str, timeout: TimeoutOption) -> Iterator[bytes]:
+    pyplot_request = _web.Request(label, timeout)
     pyplot_request.start()  # in the thread that iterates, at the first chunk asked for
     yield from _web.send_unlocked(content, pyplot_request, pyplot_request.finish)
 
@@ -215,9 +211,9 @@ def _note_lock_timeout(sender: object, request: HttpRequest | None = None, **kwa
 got_request_exception.connect(_note_lock_timeout, dispatch_uid="safeplot.django")
 
 
-def _timeout_from_settings() -> float | None:
+def _timeout_from_settings() -> TimeoutOption:
     if not hasattr(settings, TIMEOUT_SETTING):
-        return _UNSET  # type: ignore[no-any-return]
+        return DEFAULT
     try:
         return check_timeout(getattr(settings, TIMEOUT_SETTING), name=f"settings.{TIMEOUT_SETTING}")
     except (TypeError, ValueError) as error:

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from . import _web
 from ._errors import LockTimeout
-from ._lock import _UNSET, check_timeout
+from ._lock import DEFAULT, TimeoutOption, timeout_option
 
 __all__ = ["SafeplotMiddleware", "image_response", "plot_view"]
 
@@ -66,7 +66,7 @@ def plot_view(view: V, /) -> V: ...
 
 @overload
 def plot_view(
-    *, format: str = ..., timeout: float | None = ..., **savefig_kwargs: Any
+    *, format: str = ..., timeout: TimeoutOption = ..., **savefig_kwargs: Any
 ) -> Callable[[V], V]: ...
 
 
@@ -75,7 +75,7 @@ def plot_view(
     /,
     *,
     format: str = "png",
-    timeout: float | None = _UNSET,
+    timeout: TimeoutOption = DEFAULT,
     **savefig_kwargs: Any,
 ) -> Any:
     """Decorate a view that draws with pyplot so that it answers with the image.
@@ -113,7 +113,7 @@ class _Body:
     def __init__(
         self,
         iterable: Iterable[bytes],
-        request: _web.PyplotRequest,
+        request: _web.Request,
         written: list[bytes],
         start_response: StartResponse,
     ) -> None:
@@ -178,12 +178,13 @@ class SafeplotMiddleware:
     in the thread that called the app, as WSGI servers do.
     """
 
-    def __init__(self, app: WSGIApp, timeout: float | None = _UNSET) -> None:
+    def __init__(self, app: WSGIApp, timeout: TimeoutOption = DEFAULT) -> None:
         self.app = app
-        self.timeout = check_timeout(timeout) if timeout is not _UNSET else _UNSET
+        self.timeout = timeout_option(timeout)
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
-        request = _web.PyplotRequest(self.timeout)
+        label = f"{environ.get('REQUEST_METHOD', 'GET')} {environ.get('PATH_INFO', '/')}"
+        request = _web.Request(label, self.timeout)
         written: list[bytes] = []
 
         def start_app_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

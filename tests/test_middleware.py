@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import matplotlib
@@ -346,26 +347,34 @@ FIRST_TOUCHES = [
 ]
 
 
-class SignallingMutex:
-    """Stands in for the lock's mutex and says when a thread starts to wait for it."""
+class WaitSignal(logging.Handler):
+    """Set when a wait for the lock begins (safeplot logs it at DEBUG level)."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
         self.progress = threading.Event()
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if blocking:
+    def emit(self, record: logging.LogRecord) -> None:
+        if "waits for safeplot.lock" in record.getMessage():
             self.progress.set()
-        return bool(self.inner.acquire(blocking, timeout))
 
-    def release(self) -> None:
-        self.inner.release()
+
+@contextmanager
+def signal_waits() -> Iterator[WaitSignal]:
+    """A WaitSignal on the safeplot logger for the duration of the block."""
+    logger = logging.getLogger("safeplot")
+    signal, level = WaitSignal(), logger.level
+    logger.addHandler(signal)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield signal
+    finally:
+        logger.removeHandler(signal)
+        logger.setLevel(level)
 
 
 @pytest.mark.parametrize("first_touch", FIRST_TOUCHES, ids=lambda f: f.__name__)
-def test_first_touch_of_shared_state_waits_for_the_lock(
-    first_touch: Callable[[], str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_first_touch_of_shared_state_waits_for_the_lock(first_touch: Callable[[], str]) -> None:
     """A request whose first touch is not a pyplot call must not see a plotting request's style."""
     with safeplot.locked():
         expected = first_touch()
@@ -386,12 +395,10 @@ def test_first_touch_of_shared_state_waits_for_the_lock(
     replies: list[Any] = []
     try:
         assert dark.wait(30)
-        mutex = SignallingMutex(safeplot.lock._mutex)
-        monkeypatch.setattr(safeplot.lock, "_mutex", mutex)
-        with werkzeug_server(SafeplotMiddleware(view, timeout=30)) as url:
-            client = threading.Thread(target=lambda: (replies.append(fetch(url, "/")), mutex.progress.set()))
+        with signal_waits() as waits, werkzeug_server(SafeplotMiddleware(view, timeout=30)) as url:
+            client = threading.Thread(target=lambda: (replies.append(fetch(url, "/")), waits.progress.set()))
             client.start()
-            assert mutex.progress.wait(30)  # the request waits for the lock, or (unsafely) answered
+            assert waits.progress.wait(30)  # the request waits for the lock, or (unsafely) answered
             release.set()
             client.join(60)
     finally:

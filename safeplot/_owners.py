@@ -1,0 +1,224 @@
+"""Who a hold of the plotting lock belongs to: a thread, or a request followed into its threads.
+
+Every hold of :data:`safeplot.lock` belongs to an :class:`Owner`:
+
+* a :class:`Runner`, what runs code: an OS thread (one ``ThreadRunner`` per
+  thread, made at its first use);
+* a :class:`RequestOwner`: a request's context, set by a middleware for the
+  request's lifetime.  ``contextvars`` carries it into every thread that runs
+  the request's code (a thread pool's, ``asyncio.to_thread``, asgiref's
+  ``sync_to_async``), so all of them share the request's hold.  They take
+  turns: one runner at a time has the request's *turn*, and keeps it until it
+  is parked (:func:`safeplot._compat.is_parked`: back in its pool, waiting for
+  another thread, ended), so that only one draws at a time.
+
+:func:`current` tells who the calling code is.  The lock, the groups, the
+hooks and the web adapters all ask it, and change an owner only through the
+methods here.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import sys
+import threading
+import weakref
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from . import _compat
+
+
+class Owner:
+    """Someone a hold of the lock belongs to.
+
+    :attr:`frames` are the groups open for this owner, outermost first (kept
+    by :mod:`safeplot._group`; the lock only reads the first, after a fork).
+    """
+
+    __slots__ = ("__weakref__", "frames")
+    kind = "owner"  # how a LockTimeout names the holder: "thread", "request"
+
+    def __init__(self) -> None:
+        self.frames: list[Any] = []
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """How messages name this owner, e.g. ``thread 'worker-1'``."""
+        return f"{self.kind} {self.name!r}"
+
+
+class Runner(Owner):
+    """What runs code: an OS thread.  Its :attr:`entries` are the groups it entered, innermost last."""
+
+    __slots__ = ("_thread", "entries", "ident")
+    kind = "thread"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ident = threading.get_ident()
+        self._thread = weakref.ref(threading.current_thread())
+        self.entries: list[tuple[Owner, Any]] = []  # (the group's owner, its frame)
+
+    @property
+    def name(self) -> str:
+        thread = self._thread()
+        return thread.name if thread is not None else f"thread {self.ident}"
+
+    def innermost_frame(self) -> FrameType | None:
+        """The frame this runner is executing now (None when it has ended)."""
+        if self.ident == threading.get_ident():
+            return sys._getframe(1)
+        return sys._current_frames().get(self.ident)
+
+    def is_parked(self) -> bool:
+        """Whether this runner runs none of its own code now (see :func:`safeplot._compat.is_parked`).
+
+        Always False for the calling runner itself.
+        """
+        if self.ident == threading.get_ident():
+            return False
+        return _compat.is_parked(self.innermost_frame())
+
+
+class _ThreadRunners(threading.local):
+    def __init__(self) -> None:
+        self.runner = Runner()
+
+
+_runners = _ThreadRunners()
+
+
+def current_runner() -> Runner:
+    """The runner of the calling code: its thread's."""
+    return _runners.runner
+
+
+class RequestOwner(Owner):
+    """A request's hold: shared by every thread that runs the request's code, which take turns.
+
+    A middleware makes one per request and :meth:`enter`s it in the request's
+    context; :meth:`leave` ends that.  ``begin_group`` is what a first touch of
+    matplotlib's shared state in the request's code does (the middleware's
+    request group).  ``loop_thread`` is the thread of the event loop the
+    request is served on, if any: code on that loop must never wait for the
+    lock (code on a loop of its own, such as asgiref's ``async_to_sync``
+    makes, may).
+    """
+
+    __slots__ = ("_deferred_end", "_levels", "_token", "begin_group", "ended", "label", "loop_thread", "turn")
+    kind = "request"
+
+    def __init__(self, label: str, *, loop_thread: int | None = None) -> None:
+        super().__init__()
+        self.label = label
+        self.loop_thread = loop_thread
+        self.ended = False
+        self.begin_group: Callable[[], None] | None = None
+        self.turn: Runner | None = None  # the runner that may use the request's hold now
+        self._levels: dict[Runner, int] = {}  # explicit holds (acquire, locked()) per runner
+        self._token: contextvars.Token[RequestOwner | None] | None = None
+        self._deferred_end: Callable[[], None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    def describe(self) -> str:
+        turn = self.turn
+        where = f" in thread {turn.name!r}" if turn is not None else ""
+        return f"request {self.label!r}{where}"
+
+    # -- the request's context ------------------------------------------------------
+
+    def enter(self) -> None:
+        """Make this the request of the calling context (and of the threads it is copied into)."""
+        self._token = _request.set(self)
+
+    def leave(self) -> None:
+        """Mark the request ended and take it out of the calling context (the one :meth:`enter` ran in).
+
+        Code the request left running keeps a copy of its context; for it,
+        :func:`current` no longer names this request, except for a runner
+        that is still inside a hold it took for the request.
+        """
+        self.ended = True
+        token, self._token = self._token, None
+        if token is not None:
+            _request.reset(token)
+
+    # -- turns (the lock changes them under its own mutex) --------------------------
+
+    def levels(self, runner: Runner) -> int:
+        """How many explicit holds ``runner`` has for this request."""
+        return self._levels.get(runner, 0)
+
+    def add_level(self, runner: Runner) -> None:
+        self._levels[runner] = self._levels.get(runner, 0) + 1
+
+    def drop_level(self, runner: Runner) -> int:
+        """Drop one of ``runner``'s explicit holds; return how many it has left."""
+        left = self._levels[runner] - 1
+        if left:
+            self._levels[runner] = left
+        else:
+            del self._levels[runner]
+        return left
+
+    def has_levels(self) -> bool:
+        """Whether any runner holds the lock for this request explicitly now."""
+        return bool(self._levels)
+
+    def turn_free_for(self, runner: Runner) -> bool:
+        """Whether ``runner`` may take the request's turn now: nobody else has it, or they are parked."""
+        turn = self.turn
+        return turn is None or turn is runner or turn.is_parked()
+
+    def defer_end(self, end: Callable[[], None]) -> None:
+        """Have ``end`` run when the last explicit hold of this (ended) request is given back.
+
+        For a request that ends while one of its threads is inside a group or
+        ``with safeplot.lock:``: its group is ended when that thread leaves.
+        Runs ``end`` at once if no runner holds the lock for it explicitly.
+        """
+        if self._levels:
+            self._deferred_end = end
+        else:
+            end()
+
+    def run_deferred_end(self) -> None:
+        """Run what :meth:`defer_end` deferred, once."""
+        end, self._deferred_end = self._deferred_end, None
+        if end is not None:
+            end()
+
+    def clear_turns(self) -> None:
+        self.turn = None
+        self._levels.clear()
+
+
+_request: contextvars.ContextVar[RequestOwner | None] = contextvars.ContextVar(
+    "safeplot_request", default=None
+)
+
+
+def current_request() -> RequestOwner | None:
+    """The request whose context the calling code runs in (ended or not), or None."""
+    return _request.get()
+
+
+def current() -> tuple[Owner, Runner]:
+    """Who the calling code is: (the owner its holds belong to, the runner it runs on).
+
+    The owner is the request of its context while that request lasts (or
+    while this runner still holds the lock for it), else the runner itself.
+    """
+    runner = _runners.runner
+    request = _request.get()
+    if request is not None and (not request.ended or request.levels(runner)):
+        return request, runner
+    return runner, runner
