@@ -403,18 +403,19 @@ def _thread_codes() -> tuple[frozenset[types.CodeType], ...]:
     return codes
 
 
-def is_parked(frame: types.FrameType | None) -> bool:
+def is_parked(frame: types.FrameType | None, also: frozenset[types.CodeType] = frozenset()) -> bool:
     """Whether a thread whose innermost frame is ``frame`` runs none of its own code now.
 
     That is: it has ended (no frame), waits in a thread pool for its next job,
-    waits for another thread (``Thread.join``, ``Future.result``), or is an
-    event loop with nothing to run.  A thread waiting on anything else (a
-    socket, a lock, ``Event.wait`` in its own code) is still at work.
+    waits for another thread (``Thread.join``, ``Future.result``), is an event
+    loop with nothing to run, or is in one of the functions ``also``.  A
+    thread waiting on anything else (a socket, a lock, ``Event.wait`` in its
+    own code) is still at work.
     """
     waiting, _, parking = _thread_codes()
     while frame is not None and frame.f_code in waiting:
         frame = frame.f_back
-    return frame is None or frame.f_code in parking
+    return frame is None or frame.f_code in parking or frame.f_code in also
 
 
 def pool_job_frame(frame: types.FrameType | None) -> types.FrameType | None:

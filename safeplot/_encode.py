@@ -36,11 +36,11 @@ from types import TracebackType
 from typing import Any
 
 from . import _compat
-from ._group import outside_state, own_groups, replace_outside
+from ._group import own_groups, resume, suspend
 from ._lock import WindowHold, lock
 from ._owners import Runner, current_runner
 from ._patch import Swap
-from ._state import PyplotState, open_figures
+from ._state import open_figures
 
 _DISPATCH = "_safeplot_encoding"  # the name the trampolines call, in the globals of each swapped function
 
@@ -63,11 +63,10 @@ class EncodeWindow:
     re-applies the groups' own state.
     """
 
-    __slots__ = ("_hold", "_saved", "runner")
+    __slots__ = ("_hold", "runner")
 
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
-        self._saved: PyplotState | None = None
         self._hold: WindowHold | None = None
 
     @staticmethod
@@ -77,20 +76,17 @@ class EncodeWindow:
         return lock.encode_window and depth > 0 and depth == own_groups(runner)
 
     def open(self) -> None:
-        if self._saved is not None:
+        if self._hold is not None:
             return
-        self._saved = PyplotState.capture()
-        outside_state(self.runner).apply()
+        suspend(self.runner)
         self._hold = lock.open_window(self.runner)
 
     def close(self) -> None:
-        saved, hold = self._saved, self._hold
-        if saved is None or hold is None:
+        hold, self._hold = self._hold, None
+        if hold is None:
             return
-        self._saved = self._hold = None
         lock.close_window(hold)
-        replace_outside(self.runner, PyplotState.capture())
-        saved.apply()
+        resume(self.runner)
 
 
 def _window_for(saving: object) -> EncodeWindow | None:

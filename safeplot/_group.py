@@ -23,7 +23,14 @@ from matplotlib.figure import Figure
 
 from ._lock import DEFAULT, RequestEnded, TimeoutOption, lock, resolve_timeout, timeout_option
 from ._owners import Owner, RequestOwner, Runner, current, current_runner
-from ._state import PyplotState, close_figures_except, current_figure, hide_figures, is_open
+from ._state import (
+    PyplotState,
+    close_figures_except,
+    close_managers_of,
+    current_figure,
+    hide_figures,
+    is_open,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,30 +102,35 @@ def exit_group(runner: Runner) -> None:
         lock.give_back(owner, runner)
 
 
-def open_request_group(request: RequestOwner, runner: Runner, timeout: float | None) -> None:
-    """Begin ``request``'s own group at its first touch of shared state, on ``runner``.
+def open_request_group(request: RequestOwner, runner: Runner, timeout: float | None) -> Frame | None:
+    """Begin ``request``'s own group at its first touch of shared state, on ``runner``; return its frame.
 
     If the request holds the lock already (a group of another of its threads
-    that is parked), ``runner`` joins that instead.  Raises what
-    :meth:`PlotLock.take` raises.
+    that is parked), ``runner`` joins that instead, and None is returned.
+    Raises what :meth:`PlotLock.take` raises.
     """
-    if lock.take(request, runner, timeout, request_group=True):
-        try:
-            _open(request, None)
-        except BaseException:
-            lock.end_request_group(request)
-            raise
+    if not lock.take(request, runner, timeout, request_group=True):
+        return None
+    try:
+        return _open(request, None)
+    except BaseException:
+        lock.end_request_group(request)
+        raise
 
 
-def close_request_group(request: RequestOwner) -> None:
-    """End ``request``'s own group, if one is open; never waits.
+def close_request_group(request: RequestOwner, frame: Frame) -> None:
+    """End ``request``'s own group (the one ``frame`` belongs to); never waits.
 
-    If a thread of the request is inside a group or ``with safeplot.lock:``
-    of the request's still, the group ends when that thread leaves it.
+    If the group is set aside (:func:`suspend`), its figures are closed where
+    they are.  If a thread of the request is inside a group or ``with
+    safeplot.lock:`` of the request's still, the group ends when that thread
+    leaves it.
     """
-    if not request.frames or not request.frames[0].outermost or lock.holder_owner() is not request:
+    if lock.end_suspended(request):
+        saved, request.saved = request.saved, None
+        request.frames.remove(frame)
+        lock.count_figures_closed(close_managers_of(saved.figures, kept=frame.entry.figures))
         return
-    frame = request.frames[0]
 
     def end() -> None:
         try:
@@ -127,6 +139,26 @@ def close_request_group(request: RequestOwner) -> None:
             lock.end_request_group(request)
 
     request.defer_end(end)
+
+
+def suspend(owner: Owner) -> None:
+    """Set ``owner``'s groups aside (the lock held for it): their state kept, outside's put back."""
+    owner.saved = PyplotState.capture()
+    outside_state(owner).apply()
+
+
+def resume(owner: Owner) -> None:
+    """Put ``owner``'s groups back after :func:`suspend` (the lock held for it again).
+
+    What is found meanwhile becomes the state of outside they put back at
+    their end (a ``with safeplot.lock:`` block elsewhere may have changed it).
+    """
+    saved, owner.saved = owner.saved, None
+    replace_outside(owner, PyplotState.capture())
+    saved.apply()
+
+
+lock.on_suspension(suspend, resume)
 
 
 def own_groups(runner: Runner) -> int:

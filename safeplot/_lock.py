@@ -26,7 +26,7 @@ from typing import Any, Final, Literal, NamedTuple, Union
 
 from . import _compat
 from ._errors import LockTimeout
-from ._owners import Owner, RequestOwner, Runner, current
+from ._owners import Owner, RequestOwner, Runner, current, parks_in
 
 TIMEOUT_ENV = "SAFEPLOT_TIMEOUT"
 DEFAULT_LONG_HOLD = 10.0
@@ -146,6 +146,9 @@ class _Waiter:
             self._flag.release()
 
 
+parks_in(_Waiter.wait.__code__)  # a thread waiting for the lock runs nothing of any request's
+
+
 class WindowHold(NamedTuple):
     """What :meth:`PlotLock.close_window` needs to give a runner its hold back."""
 
@@ -154,7 +157,7 @@ class WindowHold(NamedTuple):
     taken_at: tuple[str, int, str] | None
 
 
-_TAKEN, _TURN, _WAIT, _POLL, _ENDED = range(5)
+_TAKEN, _TURN, _RESUME, _WAIT, _POLL, _SUSPEND, _ENDED = range(7)
 
 
 class PlotLock:
@@ -178,11 +181,14 @@ class PlotLock:
         self._depth = 0
         self._request_group: RequestOwner | None = None  # the request whose group holds one level
         self._waiters: deque[_Waiter] = deque()
+        self._chosen: _Waiter | None = None  # the waiter the free lock is handed to
         self._returning = 0  # priority waiters: groups coming back from an encode window
         self._acquired_at = 0.0
         self._taken_at: tuple[str, int, str] | None = None
         self._stats = _Stats()
         self._fork_resets: list[Callable[[Owner], None]] = []
+        self._suspension: tuple[Callable[[Owner], None], Callable[[Owner], None]] | None = None
+        self._transition: Owner | None = None  # whose groups are being set aside or put back
         self.default_timeout: float | None = None
         self.long_hold: float | None = DEFAULT_LONG_HOLD
         self.encode_window = True  # see configure()
@@ -340,6 +346,23 @@ class PlotLock:
         with self._mutex:
             self._depth, self._taken_at = hold.depth, hold.taken_at  # a long hold is reported where it began
 
+    def on_suspension(self, suspend: Callable[[Owner], None], resume: Callable[[Owner], None]) -> None:
+        """How an owner's groups are set aside (``suspend``) and put back (``resume``).
+
+        ``suspend(owner)`` runs when a waiter takes the lock from an idle
+        request (:meth:`_may_suspend`); ``resume(owner)`` when the request
+        next takes it, before its code goes on.
+        """
+        self._suspension = (suspend, resume)
+
+    def end_suspended(self, request: RequestOwner) -> bool:
+        """Whether ``request``'s group was set aside (it holds nothing); it is not put back after this."""
+        with self._mutex:
+            if not request.suspended or self._transition is request:
+                return False
+            request.suspended = False
+            return True
+
     def on_fork_in_child(self, reset: Callable[[Owner], None]) -> None:
         """Call ``reset(holder)`` in a forked child whose lock was held by an owner not of the forking thread.
 
@@ -387,13 +410,19 @@ class PlotLock:
         self._mutex.acquire()
         try:
             while True:
-                state = self._try_take(owner, runner, request_group, priority, counted)
-                if state in (_TAKEN, _TURN):
+                state = self._try_take(owner, runner, request_group, priority, counted, waiter)
+                if state in (_TAKEN, _TURN, _RESUME):
                     taken = True
+                    if state == _RESUME:
+                        self._in_transition(owner, self._resume)
+                        return not request_group  # a request's group is back, not a new one
                     return state == _TAKEN
                 if state == _ENDED:
                     ended = True
                     raise RequestEnded
+                if state == _SUSPEND:
+                    self._suspend_holder()
+                    continue
                 if not blocking:
                     return None
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -406,6 +435,7 @@ class PlotLock:
                     self._returning += priority
                     first_wait = True
                 if state == _POLL:
+                    # Nobody announces what this waits for (a thread that parks): look again soon.
                     remaining = poll if remaining is None else min(poll, remaining)
                     poll = min(2 * poll, _LAST_POLL)
                 holder = self._holder
@@ -423,6 +453,8 @@ class PlotLock:
             if waiter is not None:
                 self._waiters.remove(waiter)
                 self._returning -= priority
+                if self._chosen is waiter:
+                    self._chosen = None
                 waited = time.monotonic() - started
                 stats = self._stats
                 stats.waits += 1
@@ -434,37 +466,106 @@ class PlotLock:
             self._mutex.release()
 
     def _try_take(
-        self, owner: Owner, runner: Runner, request_group: bool, priority: bool, counted: bool
+        self,
+        owner: Owner,
+        runner: Runner,
+        request_group: bool,
+        priority: bool,
+        counted: bool,
+        waiter: _Waiter | None,
     ) -> int:
+        """One look at the lock (the mutex held): take what ``owner`` asks for, or say why not."""
         request = owner if isinstance(owner, RequestOwner) else None
         if request is not None and request.ended and (request_group or not request.levels(runner)):
             return _ENDED
+        if self._transition is not None:
+            return _WAIT  # an owner's groups are being set aside or put back
         holder = self._holder
+        resume = False
         if holder is None:
-            if self._returning and not priority:
-                return _WAIT  # a group coming back from its encode window goes first
+            resume = request is not None and request.suspended
+            first = priority or resume  # a group coming back to the lock: it goes before the rest
+            chosen = self._chosen
+            if not first and chosen is not waiter and (chosen is not None or self._returning):
+                return _WAIT  # the lock is handed to whoever waited longest: no barging past them
+            self._chosen = None
             self._holder = owner
             self._depth = 0
+            if isinstance(owner, RequestOwner):
+                self._wake_owner(owner)  # its other threads wait for its turn now, not for the lock
             self._acquired_at = time.monotonic()
             self._taken_at = call_site() if self.long_hold is not None else None
-            if counted:
+            if counted and not resume:
                 self._stats.acquisitions += 1
         elif holder is not owner:
-            return _WAIT
+            if self._may_suspend(holder):
+                return _SUSPEND
+            return _POLL if isinstance(holder, RequestOwner) else _WAIT
         elif request is not None:
             if not request.turn_free_for(runner):
                 return _POLL  # another thread of the request has the turn: it tells nobody when it parks
             if request_group:
-                request.turn = runner
+                request.give_turn(runner)
                 return _TURN  # the request holds the lock already: its runner takes the turn
         if request is not None:
-            request.turn = runner
+            request.give_turn(runner)
+            if resume:
+                request.suspended = False
+                self._request_group = request
+                self._depth += 1
+                if request_group:
+                    return _RESUME
             if request_group:
                 self._request_group = request
             else:
                 request.add_level(runner)
         self._depth += 1
-        return _TAKEN
+        return _RESUME if resume else _TAKEN
+
+    def _may_suspend(self, holder: Owner) -> bool:
+        """Whether a waiter may set ``holder``'s group aside and take the lock (the mutex held).
+
+        Only a request's own group, while none of the request's threads runs
+        its code (they wait in a pool, or for each other; the request awaits
+        something on its event loop), and nobody holds the lock for it
+        explicitly.  Its groups are put back before its code next uses
+        matplotlib.
+        """
+        return (
+            isinstance(holder, RequestOwner)
+            and self._request_group is holder
+            and self._depth == 1
+            and self._suspension is not None
+            and holder.is_idle()
+        )
+
+    def _suspend_holder(self) -> None:
+        """Set the holding request's group aside and free the lock (the mutex held, let go meanwhile)."""
+        holder = self._holder
+        assert isinstance(holder, RequestOwner)
+        self._in_transition(holder, self._suspend)
+        holder.suspended = True
+        self._request_group = None
+        self._drop_level()
+
+    def _in_transition(self, owner: Owner, change: Callable[[Owner], None]) -> None:
+        """Run ``change(owner)`` with the mutex let go, others kept waiting meanwhile."""
+        self._transition = owner
+        self._mutex.release()
+        try:
+            change(owner)
+        finally:
+            self._mutex.acquire()
+            self._transition = None
+            self._wake_owner(owner)
+
+    def _suspend(self, owner: Owner) -> None:
+        assert self._suspension is not None
+        self._suspension[0](owner)
+
+    def _resume(self, owner: Owner) -> None:
+        assert self._suspension is not None
+        self._suspension[1](owner)
 
     def _drop_level(self) -> None:
         """One level fewer (the mutex held): the last one frees the lock and wakes the next waiter."""
@@ -487,8 +588,10 @@ class PlotLock:
         self._wake_next()
 
     def _wake_next(self) -> None:
+        """Hand the free lock to the longest waiter (a group back from its encode window first)."""
         for waiter in self._waiters:
             if waiter.priority or not self._returning:
+                self._chosen = waiter
                 waiter.wake()
                 return
 
@@ -521,7 +624,9 @@ class PlotLock:
     def _after_fork_in_child(self) -> None:
         self._mutex = _thread.allocate_lock()
         self._waiters = deque()  # the threads that waited are not in the child
+        self._chosen = None
         self._returning = 0
+        self._transition = None
         self._stats = _Stats()
         _compat.reset_drawing_locks_after_fork()
         holder = self._holder

@@ -37,11 +37,12 @@ class Owner:
     by :mod:`safeplot._group`; the lock only reads the first, after a fork).
     """
 
-    __slots__ = ("__weakref__", "frames")
+    __slots__ = ("__weakref__", "frames", "saved")
     kind = "owner"  # how a LockTimeout names the holder: "thread", "request"
 
     def __init__(self) -> None:
         self.frames: list[Any] = []
+        self.saved: Any = None  # its groups' state while they are set aside (see _group.suspend)
 
     @property
     def name(self) -> str:
@@ -82,7 +83,17 @@ class Runner(Owner):
         """
         if self.ident == threading.get_ident():
             return False
-        return _compat.is_parked(self.innermost_frame())
+        return _compat.is_parked(self.innermost_frame(), also=PARKED_IN_SAFEPLOT)
+
+
+# Functions of safeplot's own in which a thread runs nothing of its own (the lock's wait adds itself).
+PARKED_IN_SAFEPLOT: frozenset[Any] = frozenset()
+
+
+def parks_in(code: Any) -> None:
+    """Count a thread waiting in the function of ``code`` as parked (see :meth:`Runner.is_parked`)."""
+    global PARKED_IN_SAFEPLOT
+    PARKED_IN_SAFEPLOT = PARKED_IN_SAFEPLOT | {code}
 
 
 class _ThreadRunners(threading.local):
@@ -91,6 +102,9 @@ class _ThreadRunners(threading.local):
 
 
 _runners = _ThreadRunners()
+
+
+_NOBODY = Runner.__new__(Runner)  # a runner that is no thread: never has a turn
 
 
 def current_runner() -> Runner:
@@ -110,7 +124,17 @@ class RequestOwner(Owner):
     makes, may).
     """
 
-    __slots__ = ("_deferred_end", "_levels", "_token", "begin_group", "ended", "label", "loop_thread", "turn")
+    __slots__ = (
+        "_deferred_end",
+        "_levels",
+        "_token",
+        "begin_group",
+        "ended",
+        "label",
+        "loop_thread",
+        "suspended",
+        "turn",
+    )
     kind = "request"
 
     def __init__(self, label: str, *, loop_thread: int | None = None) -> None:
@@ -120,6 +144,7 @@ class RequestOwner(Owner):
         self.ended = False
         self.begin_group: Callable[[], None] | None = None
         self.turn: Runner | None = None  # the runner that may use the request's hold now
+        self.suspended = False  # its group set aside while none of its threads ran (see _lock)
         self._levels: dict[Runner, int] = {}  # explicit holds (acquire, locked()) per runner
         self._token: contextvars.Token[RequestOwner | None] | None = None
         self._deferred_end: Callable[[], None] | None = None
@@ -173,10 +198,23 @@ class RequestOwner(Owner):
         """Whether any runner holds the lock for this request explicitly now."""
         return bool(self._levels)
 
+    def give_turn(self, runner: Runner) -> None:
+        """Give ``runner`` the request's turn."""
+        self.turn = runner
+
     def turn_free_for(self, runner: Runner) -> bool:
-        """Whether ``runner`` may take the request's turn now: nobody else has it, or they are parked."""
+        """Whether ``runner`` may take the request's turn now: nobody else has it, or they left it.
+
+        The runner with the turn has left it when it ended or is parked: back
+        in its thread pool, waiting for another thread or for the lock
+        (:func:`safeplot._compat.is_parked`).
+        """
         turn = self.turn
         return turn is None or turn is runner or turn.is_parked()
+
+    def is_idle(self) -> bool:
+        """Whether none of the request's threads runs its code now (nobody holds it explicitly)."""
+        return not self._levels and (self.turn is None or self.turn_free_for(_NOBODY))
 
     def defer_end(self, end: Callable[[], None]) -> None:
         """Have ``end`` run when the last explicit hold of this (ended) request is given back.

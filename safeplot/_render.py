@@ -7,12 +7,12 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-from matplotlib._pylab_helpers import Gcf
 from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.figure import Figure
 
 from ._group import figure_opened_in_group, locked
 from ._lock import lock
+from ._state import current_figure
 
 _MIMETYPES = {
     "png": "image/png",
@@ -67,10 +67,9 @@ def render(fig: Figure | None = None, format: str = "png", **savefig_kwargs: Any
     # the group from releasing it while PIL encodes (see _encode).
     with contextlib.nullcontext() if lock.is_owned() else lock:
         if fig is None:
-            manager = Gcf.get_active()
-            if manager is None:
+            fig = current_figure()
+            if fig is None:
                 raise ValueError("render() found no current pyplot figure: draw one first or pass fig=")
-            fig = manager.canvas.figure
         buffer = io.BytesIO()
         fig.savefig(buffer, format=fmt, **savefig_kwargs)
         return buffer.getvalue()

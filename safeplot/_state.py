@@ -76,6 +76,12 @@ def close_figures_except(kept: Figures) -> int:
     return _compat.close_managers(opened)
 
 
+def close_managers_of(figures: Figures, *, kept: Figures) -> int:
+    """Close those of ``figures`` (open or set aside) that are not in ``kept``; return how many."""
+    kept_managers = {id(manager) for manager in kept.values()}
+    return _compat.close_managers(m for m in figures.values() if id(m) not in kept_managers)
+
+
 def current_figure() -> Figure | None:
     """pyplot's current figure, without making one; None when there is none."""
     manager = Gcf.get_active()

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple, TypeVar, Union
 from matplotlib.figure import Figure
 
 from ._errors import LockTimeout, UnlockedPyplotError
-from ._group import check_lockable, close_request_group, locked, open_request_group
+from ._group import Frame, check_lockable, close_request_group, locked, open_request_group
 from ._guard import hooks
 from ._lock import RequestEnded, TimeoutOption, lock, resolve_timeout, timeout_option
 from ._owners import RequestOwner, current_runner
@@ -147,6 +147,7 @@ class Request:
         self.timed_out: LockTimeout | None = None
         self.started = False
         self.finished = False
+        self._frame: Frame | None = None  # of the request's group, while one is open
 
     @property
     def holds_lock(self) -> bool:
@@ -168,12 +169,14 @@ class Request:
                 "or await safeplot.asgi.render_callback(func, ...) from the async one"
             )
         try:
-            open_request_group(owner, current_runner(), resolve_timeout(self._timeout))
+            frame = open_request_group(owner, current_runner(), resolve_timeout(self._timeout))
         except LockTimeout as error:
             self.timed_out = error
             raise
         except RequestEnded:
             raise self._ended_error() from None
+        if frame is not None:
+            self._frame = frame
 
     def _ended_error(self) -> UnlockedPyplotError:
         return UnlockedPyplotError(
@@ -188,7 +191,9 @@ class Request:
         Never waits.  If a thread of the request is inside a group of its own
         still, the request's group ends when that thread leaves it.
         """
-        close_request_group(self.owner)
+        frame, self._frame = self._frame, None
+        if frame is not None:
+            close_request_group(self.owner, frame)
 
     def finish(self) -> None:
         """End the request: its group, its hold on the threads it ran in; once, where :meth:`start` ran."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import logging
 import pickle
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -214,3 +216,102 @@ def test_configure_turns_the_window_off() -> None:
         assert safeplot.stats()["encode_windows"] == before
     finally:
         safeplot.configure(encode_window=True)
+
+
+class Contenders:
+    """Threads that loop on small groups until stopped: one of them nearly always waits for the lock."""
+
+    def __init__(self, count: int = 2) -> None:
+        self._stop = threading.Event()
+        self.renders = 0
+        self._threads = [threading.Thread(target=self._loop, name=f"contender-{n}") for n in range(count)]
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with safeplot.locked(timeout=WAIT):
+                draw("bar", 1)
+                plt.savefig(io.BytesIO(), format="png")
+            self.renders += 1
+
+    def __enter__(self) -> Contenders:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(WAIT)
+
+
+def finishes(job: Any, times: int) -> bool:
+    """Whether ``job`` runs ``times`` times in a thread of its own within WAIT seconds (no deadlock)."""
+    thread = threading.Thread(target=lambda: [job() for _ in range(times)], name="saver", daemon=True)
+    thread.start()
+    thread.join(WAIT)
+    return not thread.is_alive()
+
+
+def test_a_save_inside_a_draw_keeps_the_lock_through_its_encoding() -> None:
+    # A draw_event callback saves a thumbnail: savefig inside a draw, whose thread holds
+    # matplotlib's render lock. Letting safeplot's lock go there would let another group take
+    # it and wait for the render lock, while this thread waits for safeplot's: a deadlock.
+    thumbnails: list[bytes] = []
+
+    @safeplot.locked(timeout=WAIT)
+    def report_with_thumbnail() -> bytes:
+        figure = plt.figure()
+        plt.plot([1, 3, 2])
+        thumbnail = plt.figure(figsize=(1, 1), dpi=40)
+        plt.plot([1, 3, 2])
+
+        def on_draw(event: Any) -> None:
+            if event.canvas.figure is figure:
+                buffer = io.BytesIO()
+                thumbnail.savefig(buffer, format="png")
+                thumbnails.append(buffer.getvalue())
+
+        figure.canvas.mpl_connect("draw_event", on_draw)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+    windows = safeplot.stats()["encode_windows"]
+    with Contenders() as contenders:
+        assert finishes(report_with_thumbnail, 5)
+    assert len(thumbnails) == 5 and len(set(thumbnails)) == 1
+    assert contenders.renders > 0
+    assert safeplot.stats()["encode_windows"] - windows >= 5  # the outer saves still opened theirs
+
+
+def test_a_warning_handler_that_renders_during_a_draw_does_not_deadlock() -> None:
+    # logging.captureWarnings sends matplotlib's missing-glyph warnings, raised inside a draw,
+    # to a handler that renders a plot in a group of its own (nested: the same thread).
+    rendered: list[bytes] = []
+
+    class RenderingHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            with safeplot.locked(timeout=WAIT):
+                draw("line", 2)
+                buffer = io.BytesIO()
+                plt.savefig(buffer, format="png")
+                rendered.append(buffer.getvalue())
+
+    @safeplot.locked(timeout=WAIT)
+    def plot_with_a_missing_glyph() -> None:
+        plt.figure()
+        plt.title("\u6f22")  # not in DejaVu Sans
+        plt.savefig(io.BytesIO(), format="png")
+
+    handler = RenderingHandler()
+    logger = logging.getLogger("py.warnings")
+    logger.addHandler(handler)
+    logging.captureWarnings(True)
+    try:
+        with warnings.catch_warnings(), Contenders():
+            warnings.simplefilter("always")
+            assert finishes(plot_with_a_missing_glyph, 2)
+    finally:
+        logging.captureWarnings(False)
+        logger.removeHandler(handler)
+    assert len(rendered) >= 2 and len(set(rendered)) == 1

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import pickle
-import select
 import sys
 import threading
 import time
-import warnings
 
 import pytest
 from matplotlib.backends.backend_agg import RendererAgg
@@ -129,78 +126,6 @@ def test_renderer_agg_lock_is_the_safeplot_lock() -> None:
     finally:
         release.set()
         thread.join()
-
-
-def _fork_and_plot() -> tuple[int, bytes]:
-    """Fork; the child plots in a group and reports through a pipe. Returns (status, report)."""
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a threaded process
-        pid = os.fork()
-    if pid == 0:  # child
-        code = 1
-        try:
-            os.close(read_end)
-            with safeplot.locked(timeout=5) as plt:
-                plt.plot([1, 2, 3])
-                png = safeplot.render()
-            os.write(write_end, b"ok %d %d" % (len(png), len(plt.get_fignums())))
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    try:
-        ready, _, _ = select.select([read_end], [], [], 30)
-        report = os.read(read_end, 100) if ready else b"child did not answer in 30 s"
-    finally:
-        os.close(read_end)
-    if not ready:
-        os.kill(pid, 9)
-    _, status = os.waitpid(pid, 0)
-    return status, report
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_forked_child_gets_an_unheld_lock_while_a_parent_thread_holds_it() -> None:
-    release = threading.Event()
-    holder = hold_lock_in_thread(release)
-    try:
-        started = time.monotonic()
-        status, report = _fork_and_plot()
-        elapsed = time.monotonic() - started
-    finally:
-        release.set()
-        holder.join()
-    assert report.startswith(b"ok ") and report.endswith(b" 0"), report
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-    assert elapsed < 10
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_fork_inside_a_group_keeps_the_forking_threads_hold() -> None:
-    read_end, write_end = os.pipe()
-    with safeplot.locked():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.close(read_end)
-                owned = safeplot.lock.is_owned()
-                safeplot.lock.release()  # the with-block's own release, as the child leaves it
-                free = safeplot.lock.acquire(timeout=1)
-                os.write(write_end, b"%d%d" % (owned, free))
-                code = 0
-            finally:
-                os._exit(code)
-    os.close(write_end)
-    ready, _, _ = select.select([read_end], [], [], 30)
-    report = os.read(read_end, 10) if ready else b"timeout"
-    os.close(read_end)
-    _, status = os.waitpid(pid, 0)
-    assert report == b"11"
-    assert os.WEXITSTATUS(status) == 0
 
 
 def test_long_hold_logs_one_warning_with_where_the_lock_was_taken(caplog: pytest.LogCaptureFixture) -> None:
