@@ -368,6 +368,11 @@ _WORK_LOOPS = (  # a thread pool's loop: what it calls is one job; waiting in it
     ("anyio._backends._asyncio", "WorkerThread.run"),
     ("asgiref.current_thread_executor", "CurrentThreadExecutor.run_until_future"),
 )
+_WORK_ITEMS = (  # what a pool's loop calls to run one job: the job's own frame is the next one in
+    ("concurrent.futures.thread", "_WorkItem.run"),
+    ("concurrent.futures.thread", "WorkerContext.run"),  # Python >= 3.14
+    ("asgiref.current_thread_executor", "_WorkItem.run"),
+)
 _WAITS_FOR_OTHERS = (  # waiting here, a thread runs none of its own code: it waits for another's
     ("threading", "Thread.join"),
     ("concurrent.futures._base", "Future.result"),
@@ -390,16 +395,17 @@ def _codes(names: tuple[tuple[str, str], ...]) -> frozenset[types.CodeType]:
 
 
 _code_cache: dict[tuple[bool, ...], tuple[frozenset[types.CodeType], ...]] = {}
-_MODULES = tuple(sorted({module for module, _ in _WAITING + _WORK_LOOPS + _WAITS_FOR_OTHERS}))
+_MODULES = tuple(sorted({module for module, _ in _WAITING + _WORK_LOOPS + _WORK_ITEMS + _WAITS_FOR_OTHERS}))
 
 
 def _thread_codes() -> tuple[frozenset[types.CodeType], ...]:
-    """(waiting, work loops, parking) code objects, for the modules imported now."""
+    """(waiting, work loops, parking, work items) code objects, for the modules imported now."""
     present = tuple(name in sys.modules for name in _MODULES)
     codes = _code_cache.get(present)
     if codes is None:
         loops = _codes(_WORK_LOOPS)
-        codes = _code_cache[present] = (_codes(_WAITING), loops, loops | _codes(_WAITS_FOR_OTHERS))
+        codes = (_codes(_WAITING), loops, loops | _codes(_WAITS_FOR_OTHERS), _codes(_WORK_ITEMS))
+        _code_cache[present] = codes
     return codes
 
 
@@ -412,7 +418,7 @@ def is_parked(frame: types.FrameType | None, also: frozenset[types.CodeType] = f
     thread waiting on anything else (a socket, a lock, ``Event.wait`` in its
     own code) is still at work.
     """
-    waiting, _, parking = _thread_codes()
+    waiting, _, parking, _ = _thread_codes()
     while frame is not None and frame.f_code in waiting:
         frame = frame.f_back
     return frame is None or frame.f_code in parking or frame.f_code in also
@@ -421,16 +427,20 @@ def is_parked(frame: types.FrameType | None, also: frozenset[types.CodeType] = f
 def pool_job_frame(frame: types.FrameType | None) -> types.FrameType | None:
     """The frame of the thread-pool job that ``frame`` runs in, or None outside a known pool.
 
-    That is the frame a pool's loop (concurrent.futures', asyncio's default
-    executor, anyio's worker threads, asgiref's) called for the job: it
-    returns when the job ends.
+    That is the frame of the function a pool (concurrent.futures', hence
+    asyncio's default executor; anyio's worker threads; asgiref's) called for
+    the job, past the pool's own wrapper of it: it has returned before the
+    job's result is handed back.
     """
-    _, loops, _ = _thread_codes()
-    inner = None
+    _, loops, _, items = _thread_codes()
+    chain: list[types.FrameType] = []
     while frame is not None:
         if frame.f_code in loops:
-            return inner
-        inner, frame = frame, frame.f_back
+            while chain and chain[-1].f_code in items:
+                chain.pop()
+            return chain[-1] if chain else None
+        chain.append(frame)
+        frame = frame.f_back
     return None
 
 

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from ._lock import DEFAULT, RequestEnded, TimeoutOption, lock, resolve_timeout, timeout_option
-from ._owners import Owner, RequestOwner, Runner, current, current_runner
+from ._owners import JobOwner, Owner, RequestOwner, Runner, current, current_runner
 from ._state import (
     PyplotState,
     close_figures_except,
@@ -109,12 +109,12 @@ def open_request_group(request: RequestOwner, runner: Runner, timeout: float | N
     that is parked), ``runner`` joins that instead, and None is returned.
     Raises what :meth:`PlotLock.take` raises.
     """
-    if not lock.take(request, runner, timeout, request_group=True):
+    if not lock.take(request, runner, timeout, implicit=True):
         return None
     try:
         return _open(request, None)
     except BaseException:
-        lock.end_request_group(request)
+        lock.end_implicit(request)
         raise
 
 
@@ -136,7 +136,7 @@ def close_request_group(request: RequestOwner, frame: Frame) -> None:
         try:
             _close(request, frame)
         finally:
-            lock.end_request_group(request)
+            lock.end_implicit(request)
 
     request.defer_end(end)
 
@@ -158,7 +158,32 @@ def resume(owner: Owner) -> None:
     saved.apply()
 
 
-lock.on_suspension(suspend, resume)
+def _end_implicit_group(owner: Owner) -> None:
+    # A pool job's group, ended by whoever takes the lock after the job returned.
+    if owner.frames:
+        _close(owner, owner.frames[0])
+
+
+lock.on_suspension(suspend, resume, _end_implicit_group)
+
+
+def open_job_group(job: JobOwner, timeout: float | None) -> None:
+    """Begin the implicit group of a pool job of no request, at its first pyplot call.
+
+    It ends when the job returns (:meth:`PlotLock.end_finished_job`).  Raises
+    :class:`safeplot.LockTimeout` as :meth:`PlotLock.take` does.
+    """
+    lock.take(job, job.runner, timeout, implicit=True)
+    try:
+        _open(job, None)
+    except BaseException:
+        lock.end_implicit(job)
+        raise
+
+
+def resume_job_group(job: JobOwner, timeout: float | None) -> None:
+    """Take the lock back for a pool job whose group was set aside while it waited."""
+    lock.take(job, job.runner, timeout, implicit=True)
 
 
 def own_groups(runner: Runner) -> int:

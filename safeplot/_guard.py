@@ -105,6 +105,16 @@ class Hooks:
         self._users = 0
         self._requests = 0
         self.targets = _find_targets()
+        self._unowned: Callable[[str, bool], bool] | None = None
+
+    def on_unowned_touch(self, handler: Callable[[str, bool], bool]) -> None:
+        """What a touch by code of no request does: ``handler(kind, serving)`` is True if it
+        runs locked now (in a group of its own); ``serving``: a middleware request is in flight."""
+        self._unowned = handler
+
+    def unowned_touch(self, kind: str) -> bool:
+        handler = self._unowned
+        return handler is not None and handler(kind, self._requests > 0)
 
     @property
     def installed(self) -> bool:
@@ -163,6 +173,10 @@ def _unlocked_call(key: str, kind: str, args: tuple[Any, ...]) -> None:
     if request is not None and request.begin_group is not None:
         request.begin_group()  # takes the lock for the request (UnlockedPyplotError once it has ended)
         return
+    if hooks.unowned_touch(kind):  # a pool job of no request, in a group of its own
+        if kind != TOUCH:
+            _report(key, kind, args, remedy=_JOB_REMEDY, once=True)
+        return
     if kind == TOUCH:
         return
     if hooks.serving and _mode != "raise":
@@ -176,6 +190,11 @@ _NO_REQUEST_REMEDY = (
     "it belongs to no request in flight (a thread the request did not hand its context, or code "
     "it left running) and runs unlocked: run it inside safeplot.locked(), or hand it the "
     "request's context (asyncio.to_thread, contextvars.copy_context().run)"
+)
+_JOB_REMEDY = (
+    "it belongs to no request in flight (a thread-pool job the request did not hand its context) "
+    "and runs as a group of its own until its job returns: run it inside safeplot.locked(), or hand "
+    "it the request's context (asyncio.to_thread, contextvars.copy_context().run)"
 )
 
 

@@ -26,7 +26,7 @@ from typing import Any, Final, Literal, NamedTuple, Union
 
 from . import _compat
 from ._errors import LockTimeout
-from ._owners import Owner, RequestOwner, Runner, current, parks_in
+from ._owners import JobOwner, Owner, RequestOwner, Runner, current, parks_in
 
 TIMEOUT_ENV = "SAFEPLOT_TIMEOUT"
 DEFAULT_LONG_HOLD = 10.0
@@ -157,7 +157,7 @@ class WindowHold(NamedTuple):
     taken_at: tuple[str, int, str] | None
 
 
-_TAKEN, _TURN, _RESUME, _WAIT, _POLL, _SUSPEND, _ENDED = range(7)
+_TAKEN, _TURN, _RESUME, _WAIT, _POLL, _SUSPEND, _END, _ENDED = range(8)
 
 
 class PlotLock:
@@ -179,7 +179,7 @@ class PlotLock:
         self._mutex = _thread.allocate_lock()  # guards everything below; never held while waiting
         self._holder: Owner | None = None
         self._depth = 0
-        self._request_group: RequestOwner | None = None  # the request whose group holds one level
+        self._implicit: Owner | None = None  # the owner whose implicit group (first touch) holds a level
         self._waiters: deque[_Waiter] = deque()
         self._chosen: _Waiter | None = None  # the waiter the free lock is handed to
         self._returning = 0  # priority waiters: groups coming back from an encode window
@@ -187,7 +187,7 @@ class PlotLock:
         self._taken_at: tuple[str, int, str] | None = None
         self._stats = _Stats()
         self._fork_resets: list[Callable[[Owner], None]] = []
-        self._suspension: tuple[Callable[[Owner], None], Callable[[Owner], None]] | None = None
+        self._suspension: tuple[Callable[[Owner], None], ...] | None = None
         self._transition: Owner | None = None  # whose groups are being set aside or put back
         self.default_timeout: float | None = None
         self.long_hold: float | None = DEFAULT_LONG_HOLD
@@ -268,13 +268,11 @@ class PlotLock:
         """The owner holding the lock now, or None."""
         return self._holder
 
-    def take(
-        self, owner: Owner, runner: Runner, timeout: float | None, *, request_group: bool = False
-    ) -> bool:
+    def take(self, owner: Owner, runner: Runner, timeout: float | None, *, implicit: bool = False) -> bool:
         """Take a hold for ``owner`` on ``runner``, waiting up to ``timeout`` seconds (None: forever).
 
-        ``request_group``: the hold of a request's own group (begun by its
-        first touch of shared state, given back by :meth:`end_request_group`),
+        ``implicit``: the hold of a request's own group (begun by its
+        first touch of shared state, given back by :meth:`end_implicit`),
         not one of ``runner``'s; if the request holds the lock already (in a
         group of another of its threads), ``runner`` only gets the request's
         turn.  Returns whether a new level was taken (False in that case).
@@ -282,7 +280,7 @@ class PlotLock:
         :class:`RequestEnded` when ``owner`` is a request that has ended (at
         once, or while this waited).
         """
-        taken = self._take(owner, runner, timeout, blocking=True, request_group=request_group)
+        taken = self._take(owner, runner, timeout, blocking=True, implicit=implicit)
         if taken is None:
             raise self._timeout_error(timeout)
         return taken
@@ -304,12 +302,12 @@ class PlotLock:
         if request is not None and request.ended and not request.has_levels():
             request.run_deferred_end()
 
-    def end_request_group(self, request: RequestOwner) -> None:
-        """Give back the level a request's group holds (the group already put back what it changed)."""
+    def end_implicit(self, owner: Owner) -> None:
+        """Give back the level an implicit group holds (the group already put back what it changed)."""
         with self._mutex:
-            if self._request_group is not request:
-                raise RuntimeError(f"no group of {request.describe()} holds safeplot.lock")
-            self._request_group = None
+            if self._implicit is not owner:
+                raise RuntimeError(f"no group of {owner.describe()} holds safeplot.lock")
+            self._implicit = None
             self._drop_level()
 
     def request_ended(self, request: RequestOwner) -> None:
@@ -346,21 +344,43 @@ class PlotLock:
         with self._mutex:
             self._depth, self._taken_at = hold.depth, hold.taken_at  # a long hold is reported where it began
 
-    def on_suspension(self, suspend: Callable[[Owner], None], resume: Callable[[Owner], None]) -> None:
-        """How an owner's groups are set aside (``suspend``) and put back (``resume``).
+    def on_suspension(
+        self,
+        suspend: Callable[[Owner], None],
+        resume: Callable[[Owner], None],
+        end: Callable[[Owner], None],
+    ) -> None:
+        """How an owner's implicit group is set aside (``suspend``), put back (``resume``) and ended.
 
         ``suspend(owner)`` runs when a waiter takes the lock from an idle
-        request (:meth:`_may_suspend`); ``resume(owner)`` when the request
-        next takes it, before its code goes on.
+        owner (:meth:`_take_over`); ``resume(owner)`` when that owner next takes
+        it, before its code goes on; ``end(owner)`` when a waiter takes the
+        lock from a pool job that has returned.
         """
-        self._suspension = (suspend, resume)
+        self._suspension = (suspend, resume, end)
 
-    def end_suspended(self, request: RequestOwner) -> bool:
-        """Whether ``request``'s group was set aside (it holds nothing); it is not put back after this."""
+    def end_finished_job(self, job: JobOwner | None = None) -> None:
+        """End the implicit group of a pool job that has returned, if one holds the lock (never waits).
+
+        ``job`` None: whichever job holds it.  Called by the job's own thread
+        at its next touch, and at the end of every request.
+        """
         with self._mutex:
-            if not request.suspended or self._transition is request:
+            holder = self._holder
+            if (
+                isinstance(holder, JobOwner)
+                and (job is None or holder is job)
+                and self._transition is None
+                and self._take_over(holder) == _END
+            ):
+                self._end_holder()
+
+    def end_suspended(self, owner: Owner) -> bool:
+        """Whether ``owner``'s group was set aside (it holds nothing); it is not put back after this."""
+        with self._mutex:
+            if not owner.suspended or self._transition is owner:
                 return False
-            request.suspended = False
+            owner.suspended = False
             return True
 
     def on_fork_in_child(self, reset: Callable[[Owner], None]) -> None:
@@ -397,7 +417,7 @@ class PlotLock:
         timeout: float | None,
         *,
         blocking: bool,
-        request_group: bool = False,
+        implicit: bool = False,
         priority: bool = False,
         counted: bool = True,
     ) -> bool | None:
@@ -410,18 +430,21 @@ class PlotLock:
         self._mutex.acquire()
         try:
             while True:
-                state = self._try_take(owner, runner, request_group, priority, counted, waiter)
+                state = self._try_take(owner, runner, implicit, priority, counted, waiter)
                 if state in (_TAKEN, _TURN, _RESUME):
                     taken = True
                     if state == _RESUME:
-                        self._in_transition(owner, self._resume)
-                        return not request_group  # a request's group is back, not a new one
+                        self._in_transition(owner, self._suspension_step(1))
+                        return not implicit  # a request's group is back, not a new one
                     return state == _TAKEN
                 if state == _ENDED:
                     ended = True
                     raise RequestEnded
                 if state == _SUSPEND:
                     self._suspend_holder()
+                    continue
+                if state == _END:
+                    self._end_holder()
                     continue
                 if not blocking:
                     return None
@@ -469,84 +492,98 @@ class PlotLock:
         self,
         owner: Owner,
         runner: Runner,
-        request_group: bool,
+        implicit: bool,
         priority: bool,
         counted: bool,
         waiter: _Waiter | None,
     ) -> int:
         """One look at the lock (the mutex held): take what ``owner`` asks for, or say why not."""
         request = owner if isinstance(owner, RequestOwner) else None
-        if request is not None and request.ended and (request_group or not request.levels(runner)):
+        if request is not None and request.ended and (implicit or not request.levels(runner)):
             return _ENDED
         if self._transition is not None:
-            return _WAIT  # an owner's groups are being set aside or put back
+            return _WAIT  # an owner's groups are being set aside, put back or ended
         holder = self._holder
-        resume = False
+        resumed = False
         if holder is None:
-            resume = request is not None and request.suspended
-            first = priority or resume  # a group coming back to the lock: it goes before the rest
+            resumed = owner.suspended
             chosen = self._chosen
-            if not first and chosen is not waiter and (chosen is not None or self._returning):
+            if not (priority or resumed) and chosen is not waiter and (chosen is not None or self._returning):
                 return _WAIT  # the lock is handed to whoever waited longest: no barging past them
-            self._chosen = None
-            self._holder = owner
-            self._depth = 0
-            if isinstance(owner, RequestOwner):
-                self._wake_owner(owner)  # its other threads wait for its turn now, not for the lock
-            self._acquired_at = time.monotonic()
-            self._taken_at = call_site() if self.long_hold is not None else None
-            if counted and not resume:
-                self._stats.acquisitions += 1
+            self._start_hold(owner, counted=counted and not resumed)
+            if resumed:  # its own group comes back with it
+                owner.suspended = False
+                self._implicit = owner
+                self._depth = 1
         elif holder is not owner:
-            if self._may_suspend(holder):
-                return _SUSPEND
-            return _POLL if isinstance(holder, RequestOwner) else _WAIT
+            taken_over = self._take_over(holder)
+            if taken_over is not None:
+                return taken_over
+            return _POLL if holder.ends_unannounced else _WAIT
         elif request is not None:
             if not request.turn_free_for(runner):
                 return _POLL  # another thread of the request has the turn: it tells nobody when it parks
-            if request_group:
+            if implicit:
                 request.give_turn(runner)
                 return _TURN  # the request holds the lock already: its runner takes the turn
         if request is not None:
             request.give_turn(runner)
-            if resume:
-                request.suspended = False
-                self._request_group = request
-                self._depth += 1
-                if request_group:
-                    return _RESUME
-            if request_group:
-                self._request_group = request
-            else:
-                request.add_level(runner)
+        if implicit:
+            if resumed:
+                return _RESUME
+            self._implicit = owner
+        elif request is not None:
+            request.add_level(runner)
         self._depth += 1
-        return _RESUME if resume else _TAKEN
+        return _RESUME if resumed else _TAKEN
 
-    def _may_suspend(self, holder: Owner) -> bool:
-        """Whether a waiter may set ``holder``'s group aside and take the lock (the mutex held).
+    def _start_hold(self, owner: Owner, *, counted: bool) -> None:
+        self._chosen = None
+        self._holder = owner
+        self._depth = 0
+        if isinstance(owner, RequestOwner):
+            self._wake_owner(owner)  # its other threads wait for its turn now, not for the lock
+        self._acquired_at = time.monotonic()
+        self._taken_at = call_site() if self.long_hold is not None else None
+        if counted:
+            self._stats.acquisitions += 1
 
-        Only a request's own group, while none of the request's threads runs
-        its code (they wait in a pool, or for each other; the request awaits
-        something on its event loop), and nobody holds the lock for it
-        explicitly.  Its groups are put back before its code next uses
+    def _take_over(self, holder: Owner) -> int | None:
+        """Whether a waiter may end or set aside ``holder``'s implicit group (the mutex held).
+
+        Only a group begun by a first touch (a request's, or a pool job's) that
+        nobody holds the lock for explicitly: a job's group that its job
+        outlived is ended; a group none of whose threads runs its code (they
+        wait in a pool, or for each other; the request awaits something on its
+        event loop) is set aside, and put back before its code next uses
         matplotlib.
         """
-        return (
-            isinstance(holder, RequestOwner)
-            and self._request_group is holder
-            and self._depth == 1
-            and self._suspension is not None
-            and holder.is_idle()
-        )
+        if self._implicit is not holder or self._depth != 1 or self._suspension is None:
+            return None
+        if isinstance(holder, JobOwner) and holder.finished():
+            return _END
+        return _SUSPEND if holder.is_idle() else None
 
     def _suspend_holder(self) -> None:
-        """Set the holding request's group aside and free the lock (the mutex held, let go meanwhile)."""
+        """Set the holder's implicit group aside and free the lock (the mutex held, let go meanwhile)."""
         holder = self._holder
-        assert isinstance(holder, RequestOwner)
-        self._in_transition(holder, self._suspend)
+        assert holder is not None
+        self._in_transition(holder, self._suspension_step(0))
         holder.suspended = True
-        self._request_group = None
+        self._implicit = None
         self._drop_level()
+
+    def _end_holder(self) -> None:
+        """End the implicit group of a pool job that has returned, and free the lock (the mutex held)."""
+        holder = self._holder
+        assert holder is not None
+        self._in_transition(holder, self._suspension_step(2))
+        self._implicit = None
+        self._drop_level()
+
+    def _suspension_step(self, index: int) -> Callable[[Owner], None]:
+        assert self._suspension is not None
+        return self._suspension[index]
 
     def _in_transition(self, owner: Owner, change: Callable[[Owner], None]) -> None:
         """Run ``change(owner)`` with the mutex let go, others kept waiting meanwhile."""
@@ -558,14 +595,6 @@ class PlotLock:
             self._mutex.acquire()
             self._transition = None
             self._wake_owner(owner)
-
-    def _suspend(self, owner: Owner) -> None:
-        assert self._suspension is not None
-        self._suspension[0](owner)
-
-    def _resume(self, owner: Owner) -> None:
-        assert self._suspension is not None
-        self._suspension[1](owner)
 
     def _drop_level(self) -> None:
         """One level fewer (the mutex held): the last one frees the lock and wakes the next waiter."""
@@ -579,7 +608,7 @@ class PlotLock:
         self._log_long_hold(held, holder)
         self._holder = None
         self._taken_at = None
-        self._request_group = None
+        self._implicit = None
         if isinstance(holder, RequestOwner):
             holder.clear_turns()
         stats = self._stats
@@ -637,7 +666,7 @@ class PlotLock:
             return  # the forking thread's own hold: it still holds it, and releases it as usual
         self._holder = None
         self._depth = 0
-        self._request_group = None
+        self._implicit = None
         self._taken_at = None
         for reset in self._fork_resets:
             reset(holder)

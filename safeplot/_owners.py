@@ -37,12 +37,18 @@ class Owner:
     by :mod:`safeplot._group`; the lock only reads the first, after a fork).
     """
 
-    __slots__ = ("__weakref__", "frames", "saved")
+    __slots__ = ("__weakref__", "frames", "saved", "suspended")
     kind = "owner"  # how a LockTimeout names the holder: "thread", "request"
+    ends_unannounced = False  # whether its hold may end with nobody giving it back (see is_idle)
 
     def __init__(self) -> None:
         self.frames: list[Any] = []
         self.saved: Any = None  # its groups' state while they are set aside (see _group.suspend)
+        self.suspended = False  # its implicit group set aside while its code ran none (see _lock)
+
+    def is_idle(self) -> bool:
+        """Whether none of this owner's code runs now, so that its implicit group may be set aside."""
+        return False
 
     @property
     def name(self) -> str:
@@ -56,7 +62,7 @@ class Owner:
 class Runner(Owner):
     """What runs code: an OS thread.  Its :attr:`entries` are the groups it entered, innermost last."""
 
-    __slots__ = ("_thread", "entries", "ident")
+    __slots__ = ("_thread", "entries", "ident", "job")
     kind = "thread"
 
     def __init__(self) -> None:
@@ -64,6 +70,7 @@ class Runner(Owner):
         self.ident = threading.get_ident()
         self._thread = weakref.ref(threading.current_thread())
         self.entries: list[tuple[Owner, Any]] = []  # (the group's owner, its frame)
+        self.job: JobOwner | None = None  # the pool job it runs for no request, once that took the lock
 
     @property
     def name(self) -> str:
@@ -104,6 +111,35 @@ class _ThreadRunners(threading.local):
 _runners = _ThreadRunners()
 
 
+class JobOwner(Owner):
+    """A thread-pool job that runs for no request (``loop.run_in_executor(None, plot)``), under a middleware.
+
+    Its first pyplot call takes the lock for it, as a group of its own
+    (:mod:`safeplot._web`); the group ends with the job: when the frame
+    ``job_frame`` that the pool's loop called for it returns.
+    """
+
+    __slots__ = ("job_frame", "runner")
+    kind = "thread"
+    ends_unannounced = True
+
+    def __init__(self, runner: Runner, job_frame: FrameType) -> None:
+        super().__init__()
+        self.runner = runner
+        self.job_frame = job_frame
+
+    @property
+    def name(self) -> str:
+        return self.runner.name
+
+    def finished(self) -> bool:
+        """Whether the job has returned (its runner runs another, or waits for one)."""
+        return not _compat.frame_is_running(self.job_frame, self.runner.innermost_frame())
+
+    def is_idle(self) -> bool:
+        return self.runner.is_parked()
+
+
 _NOBODY = Runner.__new__(Runner)  # a runner that is no thread: never has a turn
 
 
@@ -132,10 +168,10 @@ class RequestOwner(Owner):
         "ended",
         "label",
         "loop_thread",
-        "suspended",
         "turn",
     )
     kind = "request"
+    ends_unannounced = True
 
     def __init__(self, label: str, *, loop_thread: int | None = None) -> None:
         super().__init__()
@@ -144,7 +180,6 @@ class RequestOwner(Owner):
         self.ended = False
         self.begin_group: Callable[[], None] | None = None
         self.turn: Runner | None = None  # the runner that may use the request's hold now
-        self.suspended = False  # its group set aside while none of its threads ran (see _lock)
         self._levels: dict[Runner, int] = {}  # explicit holds (acquire, locked()) per runner
         self._token: contextvars.Token[RequestOwner | None] | None = None
         self._deferred_end: Callable[[], None] | None = None

@@ -12,17 +12,27 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, TypeVar, Union
 
 from matplotlib.figure import Figure
 
+from ._compat import pool_job_frame
 from ._errors import LockTimeout, UnlockedPyplotError
-from ._group import Frame, check_lockable, close_request_group, locked, open_request_group
-from ._guard import hooks
-from ._lock import RequestEnded, TimeoutOption, lock, resolve_timeout, timeout_option
-from ._owners import RequestOwner, current_runner
+from ._group import (
+    Frame,
+    check_lockable,
+    close_request_group,
+    locked,
+    open_job_group,
+    open_request_group,
+    resume_job_group,
+)
+from ._guard import TOUCH, hooks
+from ._lock import DEFAULT, RequestEnded, TimeoutOption, lock, resolve_timeout, timeout_option
+from ._owners import JobOwner, RequestOwner, current_runner
 from ._render import check_format, figure_drawn_by, mimetype, render
 
 T = TypeVar("T")
@@ -207,8 +217,42 @@ class Request:
             owner.leave()
             lock.request_ended(owner)  # a thread still waiting for the lock for it stops waiting
             self.end_group()
+            lock.end_finished_job()  # a pool job of no request that returned meanwhile
         finally:
             hooks.unuse(request=True)
+
+
+def _touch_of_no_request(kind: str, serving: bool) -> bool:
+    """A touch by code of no request: whether it runs locked, in the group of its thread-pool job.
+
+    Under a middleware, the first pyplot call (or change of shared state) of
+    a job that a thread pool runs for no request (``loop.run_in_executor(None,
+    plot)``, an executor's ``submit``) takes the lock for the job, as a group
+    of its own; it ends when the job returns.  Elsewhere (a thread of its
+    own, whose end cannot be told from a pause) nothing is locked: the guard
+    reports it.
+    """
+    runner = current_runner()
+    job = runner.job
+    if job is not None:
+        if not job.finished():
+            if lock.holder_owner() is not job:
+                resume_job_group(job, resolve_timeout(DEFAULT))  # set aside while the job waited
+            return True
+        lock.end_finished_job(job)
+        runner.job = None
+    if kind == TOUCH or not serving:
+        return False
+    frame = pool_job_frame(sys._getframe(1))
+    if frame is None:
+        return False
+    job = JobOwner(runner, frame)
+    open_job_group(job, resolve_timeout(DEFAULT))
+    runner.job = job
+    return True
+
+
+hooks.on_unowned_touch(_touch_of_no_request)
 
 
 def _on_event_loop() -> bool:

@@ -314,3 +314,30 @@ def test_the_request_is_named_as_the_holder() -> None:
     assert len(errors) == 1
     assert (errors[0].holder, errors[0].holder_kind) == ("GET /plot/1.png", "request")  # type: ignore[attr-defined]
     assert "held by request 'GET /plot/1.png'" in str(errors[0])
+
+
+def test_pool_jobs_of_no_request_run_as_groups_of_their_own() -> None:
+    # loop.run_in_executor(None, plot) does not hand the job the request's context.
+    def legacy(kind: str, seed: int) -> bytes:
+        return draw_and_save(kind, seed, "png")  # leaves its figure open, as legacy code does
+
+    async def endpoint(scope: Any, receive: Any, send: Any) -> None:
+        kind, seed = scope["path"].strip("/").split("/")
+        loop = asyncio.get_running_loop()
+        await answer(send, 200, await loop.run_in_executor(None, legacy, kind, int(seed)))
+
+    paths = [f"/{kind}/{seed}" for kind in ("line", "styled", "heatmap") for seed in range(4)]
+
+    async def main() -> list[Server]:
+        return list(await asyncio.gather(*(serve(endpoint, path) for path in paths)))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        servers = asyncio.run(main())
+    for path, server in zip(paths, servers):
+        kind, seed = path.strip("/").split("/")
+        assert server.body == serial(kind, int(seed)), path
+    assert Gcf.figs == {} and safeplot.stats()["holder"] is None
+    assert plt.rcParams["axes.facecolor"] == "white"  # the styled jobs' ggplot stayed in their groups
+    reports = {str(w.message) for w in caught if issubclass(w.category, safeplot.SafeplotWarning)}
+    assert reports and all("runs as a group of its own until its job returns" in r for r in reports)
