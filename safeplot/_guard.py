@@ -155,7 +155,8 @@ def _is_generator(target: _Target) -> bool:
 
 
 _mode: Mode = "off"
-_reported: set[tuple[str, int, str]] = set()
+_reported: set[tuple[str, int, str]] = set()  # (file, line, what): each reported once
+_reported_sites: set[tuple[str, int]] = set()
 _reported_mutex = threading.Lock()
 
 
@@ -212,9 +213,13 @@ def _report(key: str, kind: str, args: tuple[Any, ...], *, remedy: str, once: bo
     if not once:
         raise UnlockedPyplotError(message)
     with _reported_mutex:
-        if (filename, lineno, what) in _reported:
+        # rcParams set inside a reported call (style.use, rc) are reported with it, not one by one.
+        if (filename, lineno, what) in _reported or (
+            kind == RC_SET and (filename, lineno) in _reported_sites
+        ):
             return
         _reported.add((filename, lineno, what))
+        _reported_sites.add((filename, lineno))
     warnings.warn_explicit(message, SafeplotWarning, filename, lineno)
 
 
@@ -241,6 +246,7 @@ def guard(mode: Mode = "warn") -> None:
     with _reported_mutex:
         previous, _mode = _mode, mode
         _reported.clear()
+        _reported_sites.clear()
     if previous == "off" and mode != "off":
         hooks.use()
     elif previous != "off" and mode == "off":

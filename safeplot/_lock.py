@@ -31,7 +31,9 @@ from ._owners import JobOwner, Owner, RequestOwner, Runner, current, parks_in
 TIMEOUT_ENV = "SAFEPLOT_TIMEOUT"
 DEFAULT_LONG_HOLD = 10.0
 logger = logging.getLogger("safeplot")
-_INTERNAL_PACKAGES = frozenset({"safeplot", "matplotlib", "contextlib", "functools"})
+# Frames call_site walks past: safeplot's, matplotlib's, and the standard library's wrappers they go
+# through (contextlib, functools, and collections.abc's MutableMapping.update, which rcParams.update is).
+_INTERNAL_PACKAGES = frozenset({"safeplot", "matplotlib", "contextlib", "functools", "collections"})
 _PYPLOT_MODULES = frozenset({"matplotlib.pyplot", "safeplot._backend"})
 # A wait whose end nobody announces (another thread of the request must park
 # first) looks again after this long, doubling up to the second figure.
@@ -486,6 +488,7 @@ class PlotLock:
                 stats.wait_seconds_max = max(stats.wait_seconds_max, waited)
                 if not taken and self._holder is None:
                     self._wake_next()  # it may have been woken to take the lock: pass that on
+                self._nudge()  # the next waiter may have to keep looking now
             self._mutex.release()
 
     def _try_take(
@@ -595,6 +598,7 @@ class PlotLock:
             self._mutex.acquire()
             self._transition = None
             self._wake_owner(owner)
+            self._nudge()
 
     def _drop_level(self) -> None:
         """One level fewer (the mutex held): the last one frees the lock and wakes the next waiter."""
@@ -623,6 +627,13 @@ class PlotLock:
                 self._chosen = waiter
                 waiter.wake()
                 return
+
+    def _nudge(self) -> None:
+        """Have the longest waiter look again: it keeps looking while the holder may end unannounced
+        (an implicit group whose code stopped running), which no release would tell it."""
+        holder = self._holder
+        if holder is not None and holder.ends_unannounced and self._waiters:
+            self._waiters[0].wake()
 
     def _wake_owner(self, owner: Owner) -> None:
         for waiter in self._waiters:

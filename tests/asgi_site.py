@@ -15,10 +15,11 @@ from typing import Any
 import matplotlib.pyplot as plt
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 import safeplot
 from safeplot.asgi import SafeplotMiddleware, render_callback
-from tests.plots import draw
+from tests.plots import draw, draw_and_save
 
 EVENTS = {name: threading.Event() for name in ("held", "release")}
 WAIT = 30.0
@@ -38,6 +39,40 @@ def legacy(seed: int) -> Response:
 @app.get("/callback/{seed}.png")
 async def callback(seed: int) -> Response:
     return Response(await render_callback(draw, "bar", seed), media_type="image/png")
+
+
+@app.get("/gather/{seed}.bin")
+async def gather(seed: int) -> Response:
+    """Two legacy helpers in the thread pool and two callbacks, all at once, for one request.
+
+    None changes the style for good: their threads share the request's group, in any order.
+    """
+    parts = await asyncio.gather(
+        run_in_threadpool(draw_and_save, "scatter", seed, "png"),
+        run_in_threadpool(draw_and_save, "line", seed, "png"),
+        render_callback(draw, "hist", seed),
+        render_callback(draw, "heatmap", seed),
+    )
+    return Response(b"|".join(parts), media_type="application/octet-stream")
+
+
+@app.get("/executor/{kind}/{seed}.png")
+async def executor(kind: str, seed: int) -> Response:
+    """A legacy plot in the loop's executor, without the request's context."""
+    loop = asyncio.get_running_loop()
+    return Response(
+        await loop.run_in_executor(None, draw_and_save, kind, seed, "png"), media_type="image/png"
+    )
+
+
+@app.get("/abandon/{seed}.png")
+async def abandon(seed: int) -> Response:
+    """A legacy plot awaited for half a second at most: its thread may go on after the answer."""
+    try:
+        png = await asyncio.wait_for(asyncio.to_thread(draw_and_save, "line", seed, "png"), 0.5)
+    except asyncio.TimeoutError:
+        return PlainTextResponse("too slow\n", status_code=504)
+    return Response(png, media_type="image/png")
 
 
 @app.get("/on-the-loop")

@@ -110,3 +110,33 @@ def test_pyplot_on_the_event_loop_is_refused_at_once_even_with_the_lock_held(sit
         assert fetch(site.base_url, "/healthz").status == 200  # the loop was never blocked
     assert reply.status == 500 and elapsed < 10  # refused, not timed out (that would be a 503 after 0.3 s)
     assert any("UnlockedPyplotError: matplotlib used on the event loop" in line for line in site.output)
+
+
+@pytest.fixture(scope="module")
+def load_site() -> Iterator[ServerProcess]:
+    # The same site with a long limit, for loads (SAFEPLOT_TIMEOUT 50 from server_process).
+    with uvicorn_server("tests.asgi_site:app") as server:
+        yield server
+
+
+def test_threads_of_one_request_take_turns_under_load(load_site: ServerProcess) -> None:
+    gathers = [f"/gather/{seed}.bin" for seed in range(4)]
+    executors = [f"/executor/{kind}/{seed}.png" for kind in ("line", "styled") for seed in range(4)]
+    paths = gathers + executors
+    serial = {path: fetch(load_site.base_url, path).body for path in paths}
+    replies = fetch_all(load_site.base_url, paths * 3, clients=16)
+    assert [reply.status for reply in replies] == [200] * len(replies), "".join(load_site.output[-20:])
+    wrong = [path for path, reply in zip(paths * 3, replies) if reply.body != serial[path]]
+    assert wrong == [], f"{len(wrong)} of {len(replies)} wrong"
+    stats = fetch(load_site.base_url, "/stats").json()
+    assert stats["open_figures"] == 0 and stats["holder"] is None
+
+
+def test_a_thread_left_waiting_by_its_request_never_takes_the_lock(load_site: ServerProcess) -> None:
+    with lock_held(load_site):
+        abandoned = fetch(load_site.base_url, "/abandon/1.png")  # its thread still waits for the lock
+    assert abandoned.status == 504
+    stats = fetch(load_site.base_url, "/stats").json()  # waits for the lock: the left thread is done
+    assert stats["holder"] is None and stats["open_figures"] == 0
+    replies = fetch_all(load_site.base_url, [f"/legacy/{seed}.png" for seed in range(8)], clients=8)
+    assert [reply.status for reply in replies] == [200] * 8
