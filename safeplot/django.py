@@ -124,12 +124,12 @@ class SafeplotMiddleware:
     lock is released.  A ``FileResponse`` of a file, and an async iterator,
     stream untouched.
 
-    Sync and async capable.  Under ASGI, a sync view's pyplot use is covered
-    in the thread Django runs it in (armed in ``process_view``), but not the
-    middlewares between this one and the view: wrap the ASGI application in
-    ``safeplot.asgi.SafeplotMiddleware`` to cover those.  An ``async def``
-    view must not call pyplot on the event loop: have it await
-    ``safeplot.asgi.render_callback`` instead.
+    Sync and async capable.  The request's hold follows its context into
+    every thread that runs its code: under ASGI, the threads Django runs sync
+    middlewares and views in, and ``sync_to_async`` calls of async views (see
+    the README's "Who holds the lock").  An ``async def`` view must not call
+    pyplot on the event loop: it gets an UnlockedPyplotError there; have it
+    await ``sync_to_async(plot)()`` or ``safeplot.asgi.render_callback``.
 
     On the bad path: when the lock is not had in time the request answers a
     text/plain ``503 Service Unavailable`` with ``Retry-After``, also where

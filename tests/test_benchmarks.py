@@ -37,6 +37,7 @@ from tests.conftest import ROOT
             marks=pytest.mark.soak,
         ),
         ("bench_threads.py", ["safeplot/oo", "640x480          2"]),
+        pytest.param("bench_window.py", ["window on", "window off", "on/off"], marks=pytest.mark.soak),
     ],
 )
 def test_benchmark_smoke_run(script: str, expected: list[str]) -> None:
