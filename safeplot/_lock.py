@@ -12,7 +12,6 @@ goes before everyone else waiting, so that it is not starved.
 from __future__ import annotations
 
 import _thread
-import contextlib
 import enum
 import logging
 import math
@@ -26,7 +25,7 @@ from typing import Any, Final, Literal, NamedTuple, Union
 
 from . import _compat
 from ._errors import LockTimeout
-from ._owners import JobOwner, Owner, RequestOwner, Runner, current, parks_in
+from ._owners import JobOwner, Owner, RequestOwner, Runner, Waiter, current
 
 TIMEOUT_ENV = "SAFEPLOT_TIMEOUT"
 DEFAULT_LONG_HOLD = 10.0
@@ -129,28 +128,6 @@ class _Stats:
         self.hold_seconds_max = 0.0
 
 
-class _Waiter:
-    """One waiting call: woken when it may look again."""
-
-    __slots__ = ("_flag", "owner", "priority")
-
-    def __init__(self, owner: Owner, priority: bool) -> None:
-        self.owner = owner
-        self.priority = priority
-        self._flag = _thread.allocate_lock()
-        self._flag.acquire()
-
-    def wait(self, seconds: float | None) -> None:
-        self._flag.acquire(True, -1 if seconds is None else seconds)
-
-    def wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # woken twice at once
-            self._flag.release()
-
-
-parks_in(_Waiter.wait.__code__)  # a thread waiting for the lock runs nothing of any request's
-
-
 class WindowHold(NamedTuple):
     """What :meth:`PlotLock.close_window` needs to give a runner its hold back."""
 
@@ -170,7 +147,12 @@ class PlotLock:
       when it runs out; ``acquire()`` itself behaves like RLock's and returns
       False on a timeout;
     * a hold belongs to its owner: a thread, or, under a middleware, the
-      request whose code runs (in any of its threads, one at a time);
+      request whose code runs (in any of its threads, one at a time) or a
+      thread-pool job of no request;
+    * it is fair: the free lock goes to whoever has waited longest, and a
+      group coming back from its encode window before them;
+    * a request's (or job's) implicit group whose code runs no more is set
+      aside for a waiter and put back at its next touch, or ended;
     * it knows its holder, for error messages and :func:`safeplot.stats`;
     * after ``os.fork()`` the child gets it unheld, and without the changes of
       a group another thread was running, unless the forking thread itself held
@@ -182,8 +164,8 @@ class PlotLock:
         self._holder: Owner | None = None
         self._depth = 0
         self._implicit: Owner | None = None  # the owner whose implicit group (first touch) holds a level
-        self._waiters: deque[_Waiter] = deque()
-        self._chosen: _Waiter | None = None  # the waiter the free lock is handed to
+        self._waiters: deque[Waiter] = deque()
+        self._chosen: Waiter | None = None  # the waiter the free lock is handed to
         self._returning = 0  # priority waiters: groups coming back from an encode window
         self._acquired_at = 0.0
         self._taken_at: tuple[str, int, str] | None = None
@@ -273,11 +255,12 @@ class PlotLock:
     def take(self, owner: Owner, runner: Runner, timeout: float | None, *, implicit: bool = False) -> bool:
         """Take a hold for ``owner`` on ``runner``, waiting up to ``timeout`` seconds (None: forever).
 
-        ``implicit``: the hold of a request's own group (begun by its
-        first touch of shared state, given back by :meth:`end_implicit`),
-        not one of ``runner``'s; if the request holds the lock already (in a
-        group of another of its threads), ``runner`` only gets the request's
-        turn.  Returns whether a new level was taken (False in that case).
+        ``implicit``: the hold of an implicit group, a request's or a pool
+        job's (begun by its first touch of shared state, given back by
+        :meth:`end_implicit`), not one of ``runner``'s; if the request holds
+        the lock already (in a group of another of its threads), ``runner``
+        only gets the request's turn, and if its group was set aside, it is
+        put back.  Returns whether a new level was taken (False in both cases).
         Raises :class:`safeplot.LockTimeout` when the time runs out and
         :class:`RequestEnded` when ``owner`` is a request that has ended (at
         once, or while this waited).
@@ -425,7 +408,7 @@ class PlotLock:
     ) -> bool | None:
         """Wait for a hold; True: a level taken, False: only the turn (see :meth:`take`), None: not had."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        waiter: _Waiter | None = None
+        waiter: Waiter | None = None
         started = 0.0
         poll = _FIRST_POLL
         taken = ended = first_wait = False
@@ -455,7 +438,7 @@ class PlotLock:
                     return None
                 if waiter is None:
                     started = time.monotonic()
-                    waiter = _Waiter(owner, priority)
+                    waiter = runner.new_waiter(owner, priority=priority)
                     self._waiters.append(waiter)
                     self._returning += priority
                     first_wait = True
@@ -498,7 +481,7 @@ class PlotLock:
         implicit: bool,
         priority: bool,
         counted: bool,
-        waiter: _Waiter | None,
+        waiter: Waiter | None,
     ) -> int:
         """One look at the lock (the mutex held): take what ``owner`` asks for, or say why not."""
         request = owner if isinstance(owner, RequestOwner) else None

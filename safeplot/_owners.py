@@ -1,24 +1,27 @@
-"""Who a hold of the plotting lock belongs to: a thread, or a request followed into its threads.
+"""Who a hold of the plotting lock belongs to: a thread, a request followed into its threads, a job.
 
 Every hold of :data:`safeplot.lock` belongs to an :class:`Owner`:
 
-* a :class:`Runner`, what runs code: an OS thread (one ``ThreadRunner`` per
-  thread, made at its first use);
+* a :class:`Runner`, what runs code: an OS thread (one per thread, made at
+  its first use);
 * a :class:`RequestOwner`: a request's context, set by a middleware for the
   request's lifetime.  ``contextvars`` carries it into every thread that runs
   the request's code (a thread pool's, ``asyncio.to_thread``, asgiref's
   ``sync_to_async``), so all of them share the request's hold.  They take
   turns: one runner at a time has the request's *turn*, and keeps it until it
-  is parked (:func:`safeplot._compat.is_parked`: back in its pool, waiting for
-  another thread, ended), so that only one draws at a time.
+  is parked (:meth:`Runner.is_parked`: back in its pool, waiting for another
+  thread or for the lock, ended), so that only one draws at a time;
+* a :class:`JobOwner`: a thread-pool job of no request, under a middleware.
 
-:func:`current` tells who the calling code is.  The lock, the groups, the
-hooks and the web adapters all ask it, and change an owner only through the
-methods here.
+:func:`current` tells who the calling code is, and a runner makes the
+:class:`Waiter` it waits for the lock with.  The lock, the groups, the hooks
+and the web adapters all use owners through the methods here.
 """
 
 from __future__ import annotations
 
+import _thread
+import contextlib
 import contextvars
 import sys
 import threading
@@ -90,17 +93,33 @@ class Runner(Owner):
         """
         if self.ident == threading.get_ident():
             return False
-        return _compat.is_parked(self.innermost_frame(), also=PARKED_IN_SAFEPLOT)
+        return _compat.is_parked(self.innermost_frame(), also=_WAITING_FOR_THE_LOCK)
+
+    def new_waiter(self, owner: Owner, *, priority: bool) -> Waiter:
+        """What this runner waits with for a hold for ``owner``."""
+        return Waiter(owner, priority)
 
 
-# Functions of safeplot's own in which a thread runs nothing of its own (the lock's wait adds itself).
-PARKED_IN_SAFEPLOT: frozenset[Any] = frozenset()
+class Waiter:
+    """One waiting call for the lock: :meth:`wait` returns when woken (or its time is up)."""
+
+    __slots__ = ("_flag", "owner", "priority")
+
+    def __init__(self, owner: Owner, priority: bool) -> None:
+        self.owner = owner
+        self.priority = priority  # a group coming back to the lock: it goes before the rest
+        self._flag = _thread.allocate_lock()
+        self._flag.acquire()
+
+    def wait(self, seconds: float | None) -> None:
+        self._flag.acquire(True, -1 if seconds is None else seconds)
+
+    def wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # woken twice at once
+            self._flag.release()
 
 
-def parks_in(code: Any) -> None:
-    """Count a thread waiting in the function of ``code`` as parked (see :meth:`Runner.is_parked`)."""
-    global PARKED_IN_SAFEPLOT
-    PARKED_IN_SAFEPLOT = PARKED_IN_SAFEPLOT | {code}
+_WAITING_FOR_THE_LOCK = frozenset({Waiter.wait.__code__})  # a thread there runs nobody's code
 
 
 class _ThreadRunners(threading.local):
@@ -138,9 +157,6 @@ class JobOwner(Owner):
 
     def is_idle(self) -> bool:
         return self.runner.is_parked()
-
-
-_NOBODY = Runner.__new__(Runner)  # a runner that is no thread: never has a turn
 
 
 def current_runner() -> Runner:
@@ -249,7 +265,7 @@ class RequestOwner(Owner):
 
     def is_idle(self) -> bool:
         """Whether none of the request's threads runs its code now (nobody holds it explicitly)."""
-        return not self._levels and (self.turn is None or self.turn_free_for(_NOBODY))
+        return not self._levels and (self.turn is None or self.turn.is_parked())
 
     def defer_end(self, end: Callable[[], None]) -> None:
         """Have ``end`` run when the last explicit hold of this (ended) request is given back.
