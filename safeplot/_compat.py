@@ -251,6 +251,39 @@ def _registries() -> tuple[dict[Any, Any], ...]:
     return tuple(found)
 
 
+def watch_units_registry(setitem: Any) -> None:
+    """Have ``matplotlib.units.registry[key] = value`` call ``setitem(registry, key, value)``.
+
+    The registry is a dict (of matplotlib's ``Registry`` class), whose items
+    an app sets directly: its class is made a subclass whose ``__setitem__``
+    is ``setitem`` (which stores the item with ``dict.__setitem__``).
+    Reading it, and safeplot putting it back, are unchanged.
+    """
+    import matplotlib.units
+
+    registry = matplotlib.units.registry
+    watched = type("WatchedRegistry", (type(registry),), {"__setitem__": setitem, "__slots__": ()})
+    registry.__class__ = watched
+
+
+_LOAD_UNLOCKED = getattr(sys.modules.get("_frozen_importlib"), "_load_unlocked", None)
+
+
+def in_first_import(frame: types.FrameType | None) -> bool:
+    """Whether ``frame`` runs (or is called by) a module's top-level code during its first import.
+
+    That is: ``importlib._bootstrap._load_unlocked`` is on the stack, as for
+    every ``import`` of a module not yet in ``sys.modules`` (not for
+    ``importlib.reload``, nor for code run with ``exec`` or ``runpy``).
+    """
+    load = getattr(_LOAD_UNLOCKED, "__code__", None)
+    while frame is not None:
+        if frame.f_code is load:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def snapshot_registries() -> RegistrySnapshot:
     """Shallow copies of the registries (the converters and colormaps themselves are shared)."""
     return tuple(dict(registry) for registry in _registries())

@@ -21,6 +21,7 @@ from typing import Any, TypeVar, overload
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from ._guard import hooks
 from ._lock import DEFAULT, RequestEnded, TimeoutOption, lock, resolve_timeout, timeout_option
 from ._owners import JobOwner, Owner, RequestOwner, Runner, current, current_runner
 from ._state import (
@@ -219,6 +220,23 @@ def _reset_after_fork(holder: Owner) -> None:
 
 
 lock.on_fork_in_child(_reset_after_fork)
+
+
+def keep_import_setup(before: PyplotState) -> None:
+    """Keep a change a module's first import made inside the caller's groups: none of them undoes it.
+
+    What the module's top-level code (and what it calls) does to ``rcParams``,
+    the style, the units, colormap and color-sequence registries stays, as it
+    would without safeplot: it becomes part of the state outside the groups.
+    """
+    owner, _ = current()
+    if owner.frames:
+        after = PyplotState.capture()
+        for frame in owner.frames:
+            frame.entry.keep_changes(before, after)
+
+
+hooks.on_import_setup(keep_import_setup)
 
 
 def check_lockable(func: Callable[..., Any]) -> None:

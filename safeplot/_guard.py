@@ -32,8 +32,10 @@ oriented code does them without the lock, safely.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -46,11 +48,17 @@ from ._errors import SafeplotWarning, UnlockedPyplotError
 from ._lock import call_site, lock
 from ._owners import current_request
 from ._patch import Swap
+from ._state import PyplotState
 
 GUARD_ENV = "SAFEPLOT_GUARD"
 MODES = ("warn", "raise", "off")
 Mode = Literal["warn", "raise", "off"]
-_DISPATCH = "_safeplot_hooked"  # the name the trampolines call, in the globals of each hooked module
+_DISPATCH = "_safeplot_hooked"  # the names the trampolines call, in the globals of each hooked module
+_DISPATCH_CHANGE = "_safeplot_changing"
+# Changes of shared state a module's first import may make for good: their functions stay swapped
+# from import on (so that a group keeps what such an import does, with no guard or middleware on).
+CHANGES = ("rcParams.__setitem__", "matplotlib.colormaps.register", "matplotlib.color_sequences.register")
+UNITS_SET = "matplotlib.units.registry"  # setting an item of the units registry (a dict, watched)
 
 
 def _trampoline(*args: Any, **kwargs: Any) -> Any:
@@ -58,6 +66,17 @@ def _trampoline(*args: Any, **kwargs: Any) -> Any:
     # original before it runs, so a warning matplotlib raises inside the
     # original still points at the caller's line.
     return _safeplot_hooked("__key__", args)(*args, **kwargs)  # type: ignore[name-defined]  # noqa: F821
+
+
+def _change_trampoline(*args: Any, **kwargs: Any) -> Any:
+    # The same for a function that changes shared state a module's first
+    # import may change for good: after the original, ``done`` keeps the change.
+    function, done = _safeplot_changing("__key__", args)  # type: ignore[name-defined]  # noqa: F821
+    if done is None:
+        return function(*args, **kwargs)
+    result = function(*args, **kwargs)
+    done()
+    return result
 
 
 def _generator_trampoline(*args: Any, **kwargs: Any) -> Any:
@@ -106,6 +125,19 @@ class Hooks:
         self._requests = 0
         self.targets = _find_targets()
         self._unowned: Callable[[str, bool], bool] | None = None
+        self._import_setup: Callable[[PyplotState], None] | None = None
+        for key in CHANGES:
+            if key in self.targets:
+                self.targets[key].swap.apply(_change_trampoline, {_DISPATCH_CHANGE: _dispatch_change})
+        _compat.watch_units_registry(_set_units_item)
+
+    def on_import_setup(self, keep: Callable[[PyplotState], None]) -> None:
+        """What a change of shared state made by a module's first import inside a group does:
+        ``keep(before)``, with the state from before the change, is called after it."""
+        self._import_setup = keep
+
+    def import_setup_keeper(self) -> Callable[[PyplotState], None] | None:
+        return self._import_setup
 
     def on_unowned_touch(self, handler: Callable[[str, bool], bool]) -> None:
         """What a touch by code of no request does: ``handler(kind, serving)`` is True if it
@@ -132,9 +164,10 @@ class Hooks:
             self._users += 1
             self._requests += request
             if self._users == 1:
-                for target in self.targets.values():
-                    template = _generator_trampoline if _is_generator(target) else _trampoline
-                    target.swap.apply(template, {_DISPATCH: _dispatch})
+                for key, target in self.targets.items():
+                    if key not in CHANGES:
+                        template = _generator_trampoline if _is_generator(target) else _trampoline
+                        target.swap.apply(template, {_DISPATCH: _dispatch})
 
     def unuse(self, *, request: bool = False) -> None:
         """One user fewer; the last puts every function back as it was."""
@@ -142,8 +175,9 @@ class Hooks:
             self._users -= 1
             self._requests -= request
             if self._users == 0:
-                for target in self.targets.values():
-                    target.swap.restore()
+                for key, target in self.targets.items():
+                    if key not in CHANGES:
+                        target.swap.restore()
 
     def kinds(self) -> dict[str, str]:
         """Each hooked function's key (``pyplot.figure``, ``matplotlib.style.use``...) and its kind."""
@@ -165,6 +199,36 @@ def _dispatch(key: str, args: tuple[Any, ...]) -> Callable[..., Any]:
     if not lock.held_by_caller():
         _unlocked_call(key, target.kind, args)
     return target.swap.original
+
+
+def _dispatch_change(key: str, args: tuple[Any, ...]) -> tuple[Callable[..., Any], Callable[[], None] | None]:
+    target = hooks.targets[key]
+    held = lock.held_by_caller()
+    if not held and hooks.installed:
+        _unlocked_call(key, target.kind, args)
+        held = lock.held_by_caller()  # a request's first touch has just taken it
+    return target.swap.original, _import_setup_keeper() if held else None
+
+
+def _import_setup_keeper() -> Callable[[], None] | None:
+    """Inside a group, during a module's first import: what keeps the change the caller makes."""
+    keep = hooks.import_setup_keeper()
+    if keep is None or not _compat.in_first_import(sys._getframe(2)):
+        return None
+    before = PyplotState.capture()
+    return functools.partial(keep, before)
+
+
+def _set_units_item(registry: dict[Any, Any], key: Any, value: Any) -> None:
+    # matplotlib.units.registry[key] = value: a change of shared state like the others.
+    held = lock.held_by_caller()
+    if not held and hooks.installed:
+        _unlocked_call(UNITS_SET, STATE, (registry, key, value))
+        held = lock.held_by_caller()
+    done = _import_setup_keeper() if held else None
+    dict.__setitem__(registry, key, value)
+    if done is not None:
+        done()
 
 
 def _unlocked_call(key: str, kind: str, args: tuple[Any, ...]) -> None:
@@ -206,6 +270,9 @@ def _report(key: str, kind: str, args: tuple[Any, ...], *, remedy: str, once: bo
     elif kind == PYPLOT:
         filename, lineno, function = call_site(named=key.partition(".")[2])
         what = f"pyplot.{function}() called"
+    elif key == UNITS_SET:
+        filename, lineno, _ = call_site()
+        what = f"{key}[{args[1]!r}] set"
     else:
         filename, lineno, _ = call_site()
         what = f"{key}() called"

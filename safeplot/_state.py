@@ -41,14 +41,24 @@ class PyplotState(NamedTuple):
         _compat.restore_rcparams(self.rc)
         _compat.restore_registries(self.registries)
 
-    def keep(self, other: PyplotState, *, figures: Figures | None = None) -> PyplotState:
-        """This state with ``other``'s ``rcParams`` values and registry entries laid over it.
+    def keep_changes(self, before: PyplotState, after: PyplotState) -> None:
+        """Make this state hold what changed from ``before`` to ``after`` in ``rcParams`` and registries.
 
-        ``figures``, if given, are added to this state's figures.
+        For changes that must outlive the group this state belongs to (what a
+        module's first import did); values are compared by identity.
         """
-        rc = {**self.rc, **other.rc}
-        registries = tuple({**mine, **theirs} for mine, theirs in zip(self.registries, other.registries))
-        return PyplotState({**self.figures, **(figures or {})}, rc, registries)
+        for name, value in after.rc.items():
+            if before.rc.get(name, _MISSING) is not value:
+                self.rc[name] = value
+        for mine, old, new in zip(self.registries, before.registries, after.registries):
+            for key, value in new.items():
+                if old.get(key, _MISSING) is not value:
+                    mine[key] = value
+            for key in old.keys() - new.keys():
+                mine.pop(key, None)
+
+
+_MISSING = object()
 
 
 def open_figures() -> Figures:

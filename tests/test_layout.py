@@ -19,15 +19,15 @@ LEVELS = {
     "_lock": 2,
     "_backend": 2,
     "_state": 2,
-    "_group": 3,
     "_guard": 3,
-    "_encode": 4,
-    "_render": 4,
-    "_web": 5,
-    "wsgi": 6,
-    "django": 6,
-    "asgi": 6,
-    "__init__": 7,
+    "_group": 4,
+    "_encode": 5,
+    "_render": 5,
+    "_web": 6,
+    "wsgi": 7,
+    "django": 7,
+    "asgi": 7,
+    "__init__": 8,
 }
 
 
