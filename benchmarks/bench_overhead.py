@@ -22,7 +22,7 @@ import matplotlib
 from _machine import header  # benchmarks/ is on sys.path when run as a script
 
 import safeplot
-from safeplot import _group
+from safeplot import _compat
 
 rlock = threading.RLock()
 
@@ -42,13 +42,13 @@ class WithoutRcIsolation:
         self.group = safeplot.locked()
 
     def __enter__(self) -> None:
-        self.saved = _group._compat.snapshot_rcparams, _group._compat.restore_rcparams
-        _group._compat.snapshot_rcparams, _group._compat.restore_rcparams = no_rc_snapshot, no_rc_restore  # type: ignore[assignment]
+        self.saved = _compat.snapshot_rcparams, _compat.restore_rcparams
+        _compat.snapshot_rcparams, _compat.restore_rcparams = no_rc_snapshot, no_rc_restore  # type: ignore[assignment]
         self.group.__enter__()
 
     def __exit__(self, *exc: object) -> None:
         self.group.__exit__(None, None, None)
-        _group._compat.snapshot_rcparams, _group._compat.restore_rcparams = self.saved
+        _compat.snapshot_rcparams, _compat.restore_rcparams = self.saved
 
 
 VARIANTS: dict[str, Callable[[], AbstractContextManager[Any]]] = {

@@ -266,22 +266,48 @@ def watch_units_registry(setitem: Any) -> None:
     registry.__class__ = watched
 
 
+def running_event_loop() -> bool:
+    """Whether the calling thread runs an event loop now (asyncio's, or trio's as sniffio sees it)."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        pass
+    try:
+        import sniffio  # comes with anyio; knows trio's loop
+    except ImportError:
+        return False
+    try:
+        sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return False
+    return True
+
+
 _LOAD_UNLOCKED = getattr(sys.modules.get("_frozen_importlib"), "_load_unlocked", None)
 
 
-def in_first_import(frame: types.FrameType | None) -> bool:
-    """Whether ``frame`` runs (or is called by) a module's top-level code during its first import.
+def first_imports(frame: types.FrameType | None) -> tuple[types.FrameType, ...]:
+    """The first imports of modules under way on the stack of ``frame``, innermost first.
 
-    That is: ``importlib._bootstrap._load_unlocked`` is on the stack, as for
-    every ``import`` of a module not yet in ``sys.modules`` (not for
+    Each is the frame of ``importlib._bootstrap._load_unlocked``, which runs a
+    module's top-level code when it is imported for the first time (not for
     ``importlib.reload``, nor for code run with ``exec`` or ``runpy``).
     """
     load = getattr(_LOAD_UNLOCKED, "__code__", None)
+    found = []
     while frame is not None:
         if frame.f_code is load:
-            return True
+            found.append(frame)
         frame = frame.f_back
-    return False
+    return tuple(found)
+
+
+def in_first_import(frame: types.FrameType | None) -> bool:
+    """Whether ``frame`` runs (or is called by) a module's top-level code during its first import."""
+    return bool(first_imports(frame))
 
 
 def snapshot_registries() -> RegistrySnapshot:
@@ -365,6 +391,18 @@ def holds_drawing_lock() -> bool:
     return any(getattr(owner, name)._is_owned() for owner, name in _drawing_lock_holders())
 
 
+def in_logging_handler(frame: types.FrameType | None) -> bool:
+    """Whether ``frame`` runs inside a logging handler (which holds the handler's lock meanwhile)."""
+    import logging
+
+    handle = logging.Handler.handle.__code__
+    while frame is not None:
+        if frame.f_code is handle:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def reset_drawing_locks_after_fork() -> None:
     """In a forked child: replace a drawing lock that a thread of the parent held (it is gone).
 
@@ -399,7 +437,6 @@ _WAITING = (  # waiting primitives: the frame that called one says what the thre
 _WORK_LOOPS = (  # a thread pool's loop: what it calls is one job; waiting in it, the thread is idle
     ("concurrent.futures.thread", "_worker"),
     ("anyio._backends._asyncio", "WorkerThread.run"),
-    ("asgiref.current_thread_executor", "CurrentThreadExecutor.run_until_future"),
 )
 _WORK_ITEMS = (  # what a pool's loop calls to run one job: the job's own frame is the next one in
     ("concurrent.futures.thread", "_WorkItem.run"),
@@ -412,6 +449,9 @@ _WAITS_FOR_OTHERS = (  # waiting here, a thread runs none of its own code: it wa
     ("concurrent.futures._base", "wait"),
     ("concurrent.futures._base", "as_completed"),
     ("asyncio.base_events", "BaseEventLoop._run_once"),  # an event loop with nothing to run
+    # async_to_sync's calling thread, until the coroutine it waits for is done (it runs the
+    # coroutine's sync_to_async calls meanwhile, as jobs)
+    ("asgiref.current_thread_executor", "CurrentThreadExecutor.run_until_future"),
 )
 
 
@@ -437,24 +477,50 @@ def _thread_codes() -> tuple[frozenset[types.CodeType], ...]:
     codes = _code_cache.get(present)
     if codes is None:
         loops = _codes(_WORK_LOOPS)
-        codes = (_codes(_WAITING), loops, loops | _codes(_WAITS_FOR_OTHERS), _codes(_WORK_ITEMS))
+        codes = (_codes(_WAITING), loops, _codes(_WAITS_FOR_OTHERS), _codes(_WORK_ITEMS))
         _code_cache[present] = codes
     return codes
 
 
-def is_parked(frame: types.FrameType | None, also: frozenset[types.CodeType] = frozenset()) -> bool:
-    """Whether a thread whose innermost frame is ``frame`` runs none of its own code now.
+BUSY, PAUSED, DONE = "busy", "paused", "done"
 
-    That is: it has ended (no frame), waits in a thread pool for its next job,
-    waits for another thread (``Thread.join``, ``Future.result``), is an event
-    loop with nothing to run, or is in one of the functions ``also``.  A
-    thread waiting on anything else (a socket, a lock, ``Event.wait`` in its
-    own code) is still at work.
+
+def activity(frame: types.FrameType | None, done_in: frozenset[types.CodeType] = frozenset()) -> str:
+    """What a thread whose innermost frame is ``frame`` is doing: :data:`BUSY`, :data:`PAUSED`, :data:`DONE`.
+
+    DONE: it has ended (no frame), waits in a thread pool for its next job
+    (or hands back the result of its last one), or is in one of the
+    functions ``done_in``.  PAUSED: its code waits in a
+    waiting primitive (``Event.wait``, ``Queue.get``, a ``Condition``, a
+    semaphore), for another thread (``Thread.join``, ``Future.result``,
+    asgiref's ``async_to_sync``), or is an event loop with nothing to run.
+    BUSY: anything else; a thread blocked in C (``time.sleep``, a socket, a
+    plain lock) counts as busy, since its wait cannot be told from work.
     """
-    waiting, _, parking, _ = _thread_codes()
+    if frame is None or frame.f_code in done_in:
+        return DONE
+    waiting, loops, others, _ = _thread_codes()
+    machinery: types.FrameType | None = frame  # idle in its pool, or handing back a job's result
+    while machinery is not None and machinery.f_code not in loops and _is_pool_machinery(machinery):
+        machinery = machinery.f_back
+    if machinery is None or machinery.f_code in loops:
+        return DONE
+    innermost = frame
     while frame is not None and frame.f_code in waiting:
         frame = frame.f_back
-    return frame is None or frame.f_code in parking or frame.f_code in also
+    if frame is None:
+        return DONE
+    if frame is not innermost or frame.f_code in others:
+        return PAUSED
+    return BUSY
+
+
+_POOL_MACHINERY = ("threading", "queue", "selectors", "asyncio", "concurrent", "anyio")
+
+
+def _is_pool_machinery(frame: types.FrameType) -> bool:
+    """Whether ``frame`` is of the modules a thread pool runs its jobs and hands back results with."""
+    return str(frame.f_globals.get("__name__", "")).partition(".")[0] in _POOL_MACHINERY
 
 
 def pool_job_frame(frame: types.FrameType | None) -> types.FrameType | None:

@@ -18,11 +18,12 @@ the PIL image and its save arguments (metadata, dpi, JPEG background) before
 calling ``Image.save``.  The window opens only for a thread whose holds of
 the lock are all its own ``locked()`` groups (a ``with safeplot.lock:`` or
 legacy ``RendererAgg.lock`` block keeps it held, and so does a request's hold
-under a middleware), never while the thread holds a lock matplotlib takes in
-drawing (a ``savefig`` inside a draw, from a ``draw_event`` callback or a
-warning handler: the next group would wait for that lock while holding
-safeplot's), only for one of the groups' own pyplot figures (one shared with
-other groups could be redrawn meanwhile), only for a file object without a
+under a middleware), never while the thread holds a lock that another thread
+may wait for while holding safeplot's (matplotlib's render lock, in a
+``savefig`` inside a draw; a logging handler's lock, in a handler that
+renders; a module's import lock, in its top-level code), only for one of
+the groups' own pyplot figures (one shared with other groups could be
+redrawn meanwhile), only for a file object without a
 path name (``io.BytesIO``, a socket file: PIL treats a path differently), and
 only while ``configure(encode_window=)`` is on.
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 import types
 from types import TracebackType
 from typing import Any
@@ -100,7 +102,7 @@ def _window_for(saving: object) -> EncodeWindow | None:
     not).
     """
     runner = current_runner()
-    if not EncodeWindow.possible(runner) or _compat.holds_drawing_lock():
+    if not EncodeWindow.possible(runner) or _holds_other_locks():
         return None
     for manager in open_figures().values():
         renderer = getattr(manager.canvas, "renderer", None)
@@ -108,6 +110,18 @@ def _window_for(saving: object) -> EncodeWindow | None:
         if any(saving is part for part in parts):
             return EncodeWindow(runner)
     return None
+
+
+def _holds_other_locks() -> bool:
+    """Whether the calling thread holds a lock that another thread may wait for while holding safeplot's.
+
+    Letting safeplot's lock go and taking it back while holding such a lock
+    could deadlock with that thread: matplotlib's render lock (a save inside
+    a draw), a logging handler's lock (a handler that renders), a module's
+    import lock (a save in a module's top-level code).
+    """
+    frame = sys._getframe(2)
+    return _compat.holds_drawing_lock() or _compat.in_logging_handler(frame) or _compat.in_first_import(frame)
 
 
 class _WindowedFile:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Callable
 from types import ModuleType, TracebackType
 from typing import Any, TypeVar, overload
@@ -21,10 +22,12 @@ from typing import Any, TypeVar, overload
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from ._compat import PAUSED, first_imports
 from ._guard import hooks
 from ._lock import DEFAULT, RequestEnded, TimeoutOption, lock, resolve_timeout, timeout_option
 from ._owners import JobOwner, Owner, RequestOwner, Runner, current, current_runner
 from ._state import (
+    Figures,
     PyplotState,
     close_figures_except,
     close_managers_of,
@@ -45,18 +48,26 @@ class Frame:
     ``rcParams`` and the registries are undone.
     """
 
-    __slots__ = ("entry", "outermost")
+    __slots__ = ("entry", "imports", "outermost")
 
-    def __init__(self, *, outermost: bool) -> None:
+    def __init__(self, *, outermost: bool, explicit: bool) -> None:
         self.outermost = outermost
         self.entry = PyplotState.capture()
+        # The first imports under way as code opens it (an implicit group, begun by a first touch
+        # that an import makes, is the request's or job's, not the module's).
+        self.imports = first_imports(sys._getframe(2)) if explicit else ()
         if outermost:
             hide_figures()
 
-    def close(self) -> None:
-        """Close what the group opened and put back what it changed (the lock held)."""
+    def close(self, others: Figures | None = None) -> None:
+        """Close what the group opened and put back what it changed (the lock held).
+
+        ``others``: figures of other threads of the same request, which a
+        nested group leaves open.
+        """
+        kept = {} if self.outermost else {**self.entry.figures, **(others or {})}
         try:
-            lock.count_figures_closed(close_figures_except({} if self.outermost else self.entry.figures))
+            lock.count_figures_closed(close_figures_except(kept))
         finally:
             self.entry.apply(figures=self.outermost)
 
@@ -66,7 +77,8 @@ class Frame:
 
 
 def _open(owner: Owner, runner: Runner | None) -> Frame:
-    frame = Frame(outermost=not owner.frames)
+    """Open a frame for ``owner``: a group ``runner`` entered, or (None) an implicit group."""
+    frame = Frame(outermost=not owner.frames, explicit=runner is not None)
     owner.frames.append(frame)
     if runner is not None:
         runner.entries.append((owner, frame))
@@ -74,8 +86,12 @@ def _open(owner: Owner, runner: Runner | None) -> Frame:
 
 
 def _close(owner: Owner, frame: Frame) -> None:
+    others: Figures = {}
+    if isinstance(owner, RequestOwner):  # what its other threads are drawing, set aside as their views
+        for view in owner.views.values():
+            others.update(view.figures)
     try:
-        frame.close()
+        frame.close(others)
     finally:
         owner.frames.remove(frame)
 
@@ -120,18 +136,13 @@ def open_request_group(request: RequestOwner, runner: Runner, timeout: float | N
 
 
 def close_request_group(request: RequestOwner, frame: Frame) -> None:
-    """End ``request``'s own group (the one ``frame`` belongs to); never waits.
+    """End ``request``'s own group (the one ``frame`` belongs to) as the request ends; never waits.
 
-    If the group is set aside (:func:`suspend`), its figures are closed where
-    they are.  If a thread of the request is inside a group or ``with
-    safeplot.lock:`` of the request's still, the group ends when that thread
-    leaves it.
+    If a thread of the request is inside a group or ``with safeplot.lock:``
+    of the request's still, the group ends when that thread leaves it; if one
+    is at work (code the request left running), once it is not.  If the
+    group is set aside, its figures are closed where they are.
     """
-    if lock.end_suspended(request):
-        saved, request.saved = request.saved, None
-        request.frames.remove(frame)
-        lock.count_figures_closed(close_managers_of(saved.figures, kept=frame.entry.figures))
-        return
 
     def end() -> None:
         try:
@@ -139,7 +150,13 @@ def close_request_group(request: RequestOwner, frame: Frame) -> None:
         finally:
             lock.end_implicit(request)
 
-    request.defer_end(end)
+    if request.has_levels():
+        request.defer_end(end)
+    elif lock.end_request(request) and request.saved is not None:
+        saved, request.saved = request.saved, None
+        request.frames.remove(frame)
+        request.views.clear()
+        lock.count_figures_closed(close_managers_of(saved.figures, kept=frame.entry.figures))
 
 
 def suspend(owner: Owner) -> None:
@@ -159,19 +176,39 @@ def resume(owner: Owner) -> None:
     saved.apply()
 
 
-def _end_implicit_group(owner: Owner) -> None:
-    # A pool job's group, ended by whoever takes the lock after the job returned.
-    if owner.frames:
-        _close(owner, owner.frames[0])
+class _Transitions:
+    """What the groups do as the lock changes hands under an owner's code (see :class:`_lock.Transitions`)."""
+
+    def suspend(self, owner: Owner) -> None:
+        suspend(owner)
+
+    def resume(self, owner: Owner) -> None:
+        resume(owner)
+
+    def end(self, owner: Owner) -> None:
+        # A returned pool job's group, or an ended request's, ended by whoever takes the lock.
+        if owner.frames:
+            _close(owner, owner.frames[0])
+
+    def switch_turn(self, request: RequestOwner, previous: Runner, doing: str, runner: Runner) -> None:
+        # A thread paused mid-work keeps what it saw (its current figure, rcParams, registries)
+        # until it has the turn again; one that is done has nothing to keep.
+        if doing == PAUSED:
+            request.views[previous] = PyplotState.capture()
+        else:
+            request.views.pop(previous, None)
+        view = request.views.pop(runner, None)
+        if view is not None:
+            view.apply_view()
 
 
-lock.on_suspension(suspend, resume, _end_implicit_group)
+lock.on_transitions(_Transitions())
 
 
 def open_job_group(job: JobOwner, timeout: float | None) -> None:
     """Begin the implicit group of a pool job of no request, at its first pyplot call.
 
-    It ends when the job returns (:meth:`PlotLock.end_finished_job`).  Raises
+    It ends when the job returns (:meth:`PlotLock.sweep`).  Raises
     :class:`safeplot.LockTimeout` as :meth:`PlotLock.take` does.
     """
     lock.take(job, job.runner, timeout, implicit=True)
@@ -227,13 +264,17 @@ def keep_import_setup(before: PyplotState) -> None:
 
     What the module's top-level code (and what it calls) does to ``rcParams``,
     the style, the units, colormap and color-sequence registries stays, as it
-    would without safeplot: it becomes part of the state outside the groups.
+    would without safeplot: it becomes part of the state outside the groups
+    that were open when the import began.  A group the module's code opens
+    itself undoes what it changed, as any group does.
     """
     owner, _ = current()
-    if owner.frames:
-        after = PyplotState.capture()
-        for frame in owner.frames:
-            frame.entry.keep_changes(before, after)
+    imports = first_imports(sys._getframe(1))
+    if not owner.frames or not imports or any(imports[0] in frame.imports for frame in owner.frames):
+        return  # no import under way, or a change inside a group the module opened itself
+    after = PyplotState.capture()
+    for frame in owner.frames:
+        frame.entry.keep_changes(before, after)
 
 
 hooks.on_import_setup(keep_import_setup)

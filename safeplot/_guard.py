@@ -46,7 +46,7 @@ import matplotlib
 from . import _compat
 from ._errors import SafeplotWarning, UnlockedPyplotError
 from ._lock import call_site, lock
-from ._owners import current_request
+from ._owners import current_request, current_runner
 from ._patch import Swap
 from ._state import PyplotState
 
@@ -207,7 +207,21 @@ def _dispatch_change(key: str, args: tuple[Any, ...]) -> tuple[Callable[..., Any
     if not held and hooks.installed:
         _unlocked_call(key, target.kind, args)
         held = lock.held_by_caller()  # a request's first touch has just taken it
+        if not held:
+            return target.swap.original, _hold_while_imported_on_a_loop()
     return target.swap.original, _import_setup_keeper() if held else None
+
+
+def _hold_while_imported_on_a_loop() -> Callable[[], None] | None:
+    """A change a module's first import makes on a request's event loop, which must never wait:
+    made under the lock if it is free (it stays: no group undoes it), else as without safeplot."""
+    request = current_request()
+    if request is None or not request.on_its_event_loop() or not _compat.in_first_import(sys._getframe(2)):
+        return None
+    runner = current_runner()
+    if not lock.try_take_for_runner(runner):
+        return None
+    return functools.partial(lock.give_back, runner, runner)
 
 
 def _import_setup_keeper() -> Callable[[], None] | None:
@@ -236,7 +250,12 @@ def _unlocked_call(key: str, kind: str, args: tuple[Any, ...]) -> None:
         return  # another RcParams object (a copy, the defaults): not shared state
     request = current_request()
     if request is not None and request.begin_group is not None:
-        request.begin_group()  # takes the lock for the request (UnlockedPyplotError once it has ended)
+        if request.on_its_event_loop() and _compat.in_first_import(sys._getframe(2)):
+            return  # a module first imported on the event loop sets itself up (see _dispatch_change)
+        begin = request.begin_group()
+        if begin is None:  # the middleware's request is gone: it has ended
+            raise UnlockedPyplotError(request.ended_message())
+        begin()  # takes the lock for the request (UnlockedPyplotError once it has ended)
         return
     if hooks.unowned_touch(kind):  # a pool job of no request, in a group of its own
         if kind != TOUCH:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import _thread
 import enum
+import functools
 import logging
 import math
 import os
@@ -21,11 +22,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from types import FrameType, TracebackType
-from typing import Any, Final, Literal, NamedTuple, Union
+from typing import Any, Final, Literal, NamedTuple, Protocol, Union
 
 from . import _compat
 from ._errors import LockTimeout
-from ._owners import JobOwner, Owner, RequestOwner, Runner, Waiter, current
+from ._owners import JobOwner, Owner, RequestOwner, Runner, Waiter, current, current_request
 
 TIMEOUT_ENV = "SAFEPLOT_TIMEOUT"
 DEFAULT_LONG_HOLD = 10.0
@@ -95,8 +96,17 @@ def timeout_option(value: object, *, name: str = "timeout") -> TimeoutOption:
 
 
 def resolve_timeout(option: TimeoutOption) -> float | None:
-    """The seconds to wait for an option: :data:`DEFAULT` is the configured default timeout."""
-    return lock.default_timeout if option is DEFAULT else option
+    """The seconds to wait for an option.
+
+    :data:`DEFAULT` is the timeout of the middleware whose request the calling
+    code runs for, if it gave one, else the configured default timeout.
+    """
+    if option is not DEFAULT:
+        return option
+    request = current_request()
+    if request is not None and not request.ended and request.timeout is not None:
+        return request.timeout[0]
+    return lock.default_timeout
 
 
 class RequestEnded(Exception):
@@ -136,7 +146,38 @@ class WindowHold(NamedTuple):
     taken_at: tuple[str, int, str] | None
 
 
-_TAKEN, _TURN, _RESUME, _WAIT, _POLL, _SUSPEND, _END, _ENDED = range(8)
+_TAKEN, _TURN, _WAIT, _POLL, _SUSPEND, _END, _ENDED = range(7)
+
+
+class Transitions(Protocol):
+    """What the groups do when the lock changes hands under an owner's code (see :mod:`safeplot._group`).
+
+    Each runs in a transition: the lock's mutex let go, everyone else waiting.
+    """
+
+    def suspend(self, owner: Owner) -> None:
+        """Set ``owner``'s groups aside: their state kept, the state of outside put back."""
+
+    def resume(self, owner: Owner) -> None:
+        """Put ``owner``'s groups back, after :meth:`suspend`."""
+
+    def end(self, owner: Owner) -> None:
+        """End ``owner``'s implicit group: close what it opened, put back what it changed."""
+
+    def switch_turn(self, request: RequestOwner, previous: Runner, doing: str, runner: Runner) -> None:
+        """``runner`` takes ``request``'s turn from ``previous`` (``doing``: paused or done)."""
+
+
+def _chain(steps: list[Callable[[], None]]) -> Callable[[], None] | None:
+    """One callable that runs ``steps`` in order; None for none."""
+    if len(steps) <= 1:
+        return steps[0] if steps else None
+
+    def run_in_order() -> None:
+        for step in steps:
+            step()
+
+    return run_in_order
 
 
 class PlotLock:
@@ -171,7 +212,7 @@ class PlotLock:
         self._taken_at: tuple[str, int, str] | None = None
         self._stats = _Stats()
         self._fork_resets: list[Callable[[Owner], None]] = []
-        self._suspension: tuple[Callable[[Owner], None], ...] | None = None
+        self._transitions: Transitions | None = None
         self._transition: Owner | None = None  # whose groups are being set aside or put back
         self.default_timeout: float | None = None
         self.long_hold: float | None = DEFAULT_LONG_HOLD
@@ -219,7 +260,7 @@ class PlotLock:
         self.give_back(owner, runner)
 
     def __enter__(self) -> PlotLock:
-        self.acquire_within(self.default_timeout)
+        self.acquire_within(resolve_timeout(DEFAULT))
         return self
 
     def __exit__(
@@ -246,7 +287,7 @@ class PlotLock:
         if holder is None:
             return False
         owner, runner = current()
-        return holder is owner and (owner is runner or holder.turn is runner)  # type: ignore[attr-defined]
+        return holder is owner and (not isinstance(owner, RequestOwner) or owner.turn is runner)
 
     def holder_owner(self) -> Owner | None:
         """The owner holding the lock now, or None."""
@@ -269,6 +310,10 @@ class PlotLock:
         if taken is None:
             raise self._timeout_error(timeout)
         return taken
+
+    def try_take_for_runner(self, runner: Runner) -> bool:
+        """Take a hold for ``runner`` as its own owner if the lock is free now; never waits."""
+        return self._take(runner, runner, None, blocking=False) is not None
 
     def give_back(self, owner: Owner, runner: Runner) -> None:
         """Give back one level of ``runner``'s hold for ``owner``; RuntimeError if it has none.
@@ -329,43 +374,44 @@ class PlotLock:
         with self._mutex:
             self._depth, self._taken_at = hold.depth, hold.taken_at  # a long hold is reported where it began
 
-    def on_suspension(
-        self,
-        suspend: Callable[[Owner], None],
-        resume: Callable[[Owner], None],
-        end: Callable[[Owner], None],
-    ) -> None:
-        """How an owner's implicit group is set aside (``suspend``), put back (``resume``) and ended.
+    def on_transitions(self, transitions: Transitions) -> None:
+        """What sets an owner's groups aside and puts them back, ends them, and switches turns."""
+        self._transitions = transitions
 
-        ``suspend(owner)`` runs when a waiter takes the lock from an idle
-        owner (:meth:`_take_over`); ``resume(owner)`` when that owner next takes
-        it, before its code goes on; ``end(owner)`` when a waiter takes the
-        lock from a pool job that has returned.
-        """
-        self._suspension = (suspend, resume, end)
+    def sweep(self) -> None:
+        """End an implicit group whose owner is done with it: a returned pool job's, an ended request's.
 
-    def end_finished_job(self, job: JobOwner | None = None) -> None:
-        """End the implicit group of a pool job that has returned, if one holds the lock (never waits).
-
-        ``job`` None: whichever job holds it.  Called by the job's own thread
-        at its next touch, and at the end of every request.
+        Never waits.  Called at the end of every request, and by the job's own
+        thread at its next touch.
         """
         with self._mutex:
             holder = self._holder
-            if (
-                isinstance(holder, JobOwner)
-                and (job is None or holder is job)
-                and self._transition is None
-                and self._take_over(holder) == _END
-            ):
+            if holder is not None and self._transition is None and self._take_over(holder, acting_on=(_END,)):
                 self._end_holder()
 
-    def end_suspended(self, owner: Owner) -> bool:
-        """Whether ``owner``'s group was set aside (it holds nothing); it is not put back after this."""
+    def end_request(self, request: RequestOwner) -> bool:
+        """End a request's hold now if none of its threads is at work; never waits.
+
+        Returns True if its group was set aside (the caller closes its figures
+        where they are: nothing holds the lock for it) or ended here, False
+        if a thread of the request is at work or holds the lock explicitly:
+        then the group ends when that thread is done (it is then ended by
+        whoever waits for the lock, or by the next :meth:`sweep`).
+        """
         with self._mutex:
-            if not owner.suspended or self._transition is owner:
+            if self._transition is request:
+                request.end_requested = True
                 return False
-            owner.suspended = False
+            if request.suspended is not None:
+                request.suspended = None
+                return True
+            if self._holder is not request:
+                return True
+            request.end_requested = True
+            # The calling thread ends the request: it runs none of the request's code any more.
+            if self._take_over(request, ending=current()[1], acting_on=(_END,)) is None:
+                return False
+            self._end_holder()
             return True
 
     def on_fork_in_child(self, reset: Callable[[Owner], None]) -> None:
@@ -415,12 +461,11 @@ class PlotLock:
         self._mutex.acquire()
         try:
             while True:
-                state = self._try_take(owner, runner, implicit, priority, counted, waiter)
-                if state in (_TAKEN, _TURN, _RESUME):
+                state, then = self._try_take(owner, runner, implicit, priority, counted, waiter)
+                if state in (_TAKEN, _TURN):
                     taken = True
-                    if state == _RESUME:
-                        self._in_transition(owner, self._suspension_step(1))
-                        return not implicit  # a request's group is back, not a new one
+                    if then is not None:  # put its groups back, or switch the request's turn
+                        self._in_transition(owner, then)
                     return state == _TAKEN
                 if state == _ENDED:
                     ended = True
@@ -482,46 +527,55 @@ class PlotLock:
         priority: bool,
         counted: bool,
         waiter: Waiter | None,
-    ) -> int:
-        """One look at the lock (the mutex held): take what ``owner`` asks for, or say why not."""
+    ) -> tuple[int, Callable[[], None] | None]:
+        """One look at the lock (the mutex held): take what ``owner`` asks for, or say why not.
+
+        Returns the state and, when taken, what must run before the caller
+        goes on (in a transition): its groups put back, its view switched in.
+        """
         request = owner if isinstance(owner, RequestOwner) else None
         if request is not None and request.ended and (implicit or not request.levels(runner)):
-            return _ENDED
+            return _ENDED, None
         if self._transition is not None:
-            return _WAIT  # an owner's groups are being set aside, put back or ended
+            return _WAIT, None  # an owner's groups are being set aside, put back or ended
+        transitions = self._transitions
         holder = self._holder
+        then: list[Callable[[], None]] = []
         resumed = False
         if holder is None:
-            resumed = owner.suspended
+            suspended = owner.suspended
             chosen = self._chosen
-            if not (priority or resumed) and chosen is not waiter and (chosen is not None or self._returning):
-                return _WAIT  # the lock is handed to whoever waited longest: no barging past them
-            self._start_hold(owner, counted=counted and not resumed)
-            if resumed:  # its own group comes back with it
-                owner.suspended = False
-                self._implicit = owner
-                self._depth = 1
+            first = suspended is not None or priority or chosen is waiter
+            if not first and (chosen is not None or self._returning):
+                return _WAIT, None  # the lock is handed to whoever waited longest: no barging
+            self._start_hold(owner, counted=counted and suspended is None)
+            if suspended is not None:  # its hold comes back with it
+                assert transitions is not None
+                owner.suspended = None
+                self._depth, had_implicit = suspended
+                self._implicit = owner if had_implicit else None
+                then.append(functools.partial(transitions.resume, owner))
+                resumed = True
         elif holder is not owner:
             taken_over = self._take_over(holder)
             if taken_over is not None:
-                return taken_over
-            return _POLL if holder.ends_unannounced else _WAIT
-        elif request is not None:
-            if not request.turn_free_for(runner):
-                return _POLL  # another thread of the request has the turn: it tells nobody when it parks
-            if implicit:
-                request.give_turn(runner)
-                return _TURN  # the request holds the lock already: its runner takes the turn
+                return taken_over, None
+            return (_POLL if holder.ends_unannounced else _WAIT), None
         if request is not None:
-            request.give_turn(runner)
+            claimed = request.claim_turn(runner)
+            if claimed is None:
+                return _POLL, None  # another thread of the request is at work: it tells nobody when it stops
+            previous, doing = claimed
+            if transitions is not None and (previous is not runner or runner in request.views):
+                then.append(functools.partial(transitions.switch_turn, request, previous, doing, runner))
+        if implicit and (holder is owner or resumed):
+            return _TURN, _chain(then)  # the request holds the lock already: its runner takes the turn
         if implicit:
-            if resumed:
-                return _RESUME
             self._implicit = owner
         elif request is not None:
             request.add_level(runner)
         self._depth += 1
-        return _RESUME if resumed else _TAKEN
+        return _TAKEN, _chain(then)
 
     def _start_hold(self, owner: Owner, *, counted: bool) -> None:
         self._chosen = None
@@ -534,49 +588,65 @@ class PlotLock:
         if counted:
             self._stats.acquisitions += 1
 
-    def _take_over(self, holder: Owner) -> int | None:
-        """Whether a waiter may end or set aside ``holder``'s implicit group (the mutex held).
+    def _take_over(
+        self, holder: Owner, ending: Runner | None = None, acting_on: tuple[int, ...] = (_SUSPEND, _END)
+    ) -> int | None:
+        """Whether a waiter may end or set aside ``holder``'s hold (the mutex held): _END, _SUSPEND or None.
 
-        Only a group begun by a first touch (a request's, or a pool job's) that
-        nobody holds the lock for explicitly: a job's group that its job
-        outlived is ended; a group none of whose threads runs its code (they
-        wait in a pool, or for each other; the request awaits something on its
-        event loop) is set aside, and put back before its code next uses
-        matplotlib.
+        Only an owner whose code a hook sees when it runs again (a request's,
+        under a middleware, or a pool job of no request's), while none of its
+        threads is at work: a pool job that has returned, or a request that
+        has ended, has its group ended; any other has its hold set aside, to
+        be put back at its next touch of shared state.
+
+        The caller acts on what is returned (among ``acting_on``) at once: for
+        a request, its turn is taken from its thread as it is decided.
         """
-        if self._implicit is not holder or self._depth != 1 or self._suspension is None:
+        if self._transitions is None or not holder.ends_unannounced:
             return None
-        if isinstance(holder, JobOwner) and holder.finished():
-            return _END
-        return _SUSPEND if holder.is_idle() else None
+        if isinstance(holder, JobOwner):
+            if self._depth != 1 or self._implicit is not holder:
+                return None
+            job_decision = _END if holder.finished() else _SUSPEND if holder.is_idle() else None
+            return job_decision if job_decision in acting_on else None
+        if not isinstance(holder, RequestOwner):
+            return None
+        previous = holder.turn
+        holder.turn = None  # written first: once its runner runs again, it finds it is not its turn
+        decision: int | None = None
+        if holder.is_idle(also=previous, ending=ending):
+            if not holder.end_requested or holder.has_levels():
+                decision = _SUSPEND
+            elif self._implicit is holder:
+                decision = _END
+        if decision not in acting_on:
+            holder.turn = previous
+            return None
+        return decision
 
     def _suspend_holder(self) -> None:
-        """Set the holder's implicit group aside and free the lock (the mutex held, let go meanwhile)."""
+        """Set the holder's hold and groups aside and free the lock (the mutex held; let go meanwhile)."""
         holder = self._holder
-        assert holder is not None
-        self._in_transition(holder, self._suspension_step(0))
-        holder.suspended = True
+        assert holder is not None and self._transitions is not None
+        self._in_transition(holder, functools.partial(self._transitions.suspend, holder))
+        holder.suspended = (self._depth, self._implicit is holder)
         self._implicit = None
-        self._drop_level()
+        self._release_all()
 
     def _end_holder(self) -> None:
-        """End the implicit group of a pool job that has returned, and free the lock (the mutex held)."""
+        """End the holder's implicit group (a returned job's, an ended request's) and free the lock."""
         holder = self._holder
-        assert holder is not None
-        self._in_transition(holder, self._suspension_step(2))
+        assert holder is not None and self._transitions is not None
+        self._in_transition(holder, functools.partial(self._transitions.end, holder))
         self._implicit = None
         self._drop_level()
 
-    def _suspension_step(self, index: int) -> Callable[[Owner], None]:
-        assert self._suspension is not None
-        return self._suspension[index]
-
-    def _in_transition(self, owner: Owner, change: Callable[[Owner], None]) -> None:
-        """Run ``change(owner)`` with the mutex let go, others kept waiting meanwhile."""
+    def _in_transition(self, owner: Owner, change: Callable[[], None]) -> None:
+        """Run ``change()`` with the mutex let go, others kept waiting meanwhile."""
         self._transition = owner
         self._mutex.release()
         try:
-            change(owner)
+            change()
         finally:
             self._mutex.acquire()
             self._transition = None
@@ -591,13 +661,19 @@ class PlotLock:
             if isinstance(holder, RequestOwner):
                 self._wake_owner(holder)  # its other threads may take the turn now
             return
+        if isinstance(holder, RequestOwner):
+            holder.clear_turns()
+        self._release_all()
+
+    def _release_all(self) -> None:
+        """Free the lock, whatever its depth (the mutex held), and hand it to the next waiter."""
+        holder = self._holder
         held = time.monotonic() - self._acquired_at
         self._log_long_hold(held, holder)
         self._holder = None
+        self._depth = 0
         self._taken_at = None
         self._implicit = None
-        if isinstance(holder, RequestOwner):
-            holder.clear_turns()
         stats = self._stats
         stats.hold_seconds_total += held
         stats.hold_seconds_max = max(stats.hold_seconds_max, held)

@@ -47,7 +47,9 @@ class Owner:
     def __init__(self) -> None:
         self.frames: list[Any] = []
         self.saved: Any = None  # its groups' state while they are set aside (see _group.suspend)
-        self.suspended = False  # its implicit group set aside while its code ran none (see _lock)
+        # Its hold set aside while its code ran none (see _lock): (levels, whether one is its implicit
+        # group's), put back at its next touch.
+        self.suspended: tuple[int, bool] | None = None
 
     def is_idle(self) -> bool:
         """Whether none of this owner's code runs now, so that its implicit group may be set aside."""
@@ -81,19 +83,27 @@ class Runner(Owner):
         return thread.name if thread is not None else f"thread {self.ident}"
 
     def innermost_frame(self) -> FrameType | None:
-        """The frame this runner is executing now (None when it has ended)."""
-        if self.ident == threading.get_ident():
+        """The frame this runner is executing now (None when its thread has ended)."""
+        if _runners.runner is self:
             return sys._getframe(1)
+        thread = self._thread()
+        if thread is None or not thread.is_alive():
+            return None  # its ident may be another thread's by now
         return sys._current_frames().get(self.ident)
 
-    def is_parked(self) -> bool:
-        """Whether this runner runs none of its own code now (see :func:`safeplot._compat.is_parked`).
+    def activity(self) -> str:
+        """What this runner does now: ``_compat.BUSY``, ``PAUSED`` or ``DONE`` (see :func:`_compat.activity`).
 
-        Always False for the calling runner itself.
+        The calling runner itself is busy; one waiting for the lock is done
+        with whatever it did before.
         """
-        if self.ident == threading.get_ident():
-            return False
-        return _compat.is_parked(self.innermost_frame(), also=_WAITING_FOR_THE_LOCK)
+        if _runners.runner is self:
+            return _compat.BUSY
+        return _compat.activity(self.innermost_frame(), done_in=_WAITING_FOR_THE_LOCK)
+
+    def is_parked(self) -> bool:
+        """Whether this runner runs none of its own code now (it is paused, or done)."""
+        return self.activity() != _compat.BUSY
 
     def new_waiter(self, owner: Owner, *, priority: bool) -> Waiter:
         """What this runner waits with for a hold for ``owner``."""
@@ -181,10 +191,13 @@ class RequestOwner(Owner):
         "_levels",
         "_token",
         "begin_group",
+        "end_requested",
         "ended",
         "label",
         "loop_thread",
+        "timeout",
         "turn",
+        "views",
     )
     kind = "request"
     ends_unannounced = True
@@ -194,8 +207,16 @@ class RequestOwner(Owner):
         self.label = label
         self.loop_thread = loop_thread
         self.ended = False
-        self.begin_group: Callable[[], None] | None = None
+        # What its first touch does (a weak reference to the middleware's request, which owns this).
+        self.begin_group: Callable[[], Callable[[], None] | None] | None = None
         self.turn: Runner | None = None  # the runner that may use the request's hold now
+        # What a runner that lost the turn while paused saw (its current figure, rcParams,
+        # registries), put back when it takes the turn again (see _group.switch_turn).
+        self.views: dict[Runner, Any] = {}
+        self.end_requested = False  # it has ended while one of its threads was at work
+        # The middleware's timeout: what its code's groups wait at most, too (None: the configured
+        # default; a wait of no limit is (None,)).
+        self.timeout: tuple[float | None] | None = None
         self._levels: dict[Runner, int] = {}  # explicit holds (acquire, locked()) per runner
         self._token: contextvars.Token[RequestOwner | None] | None = None
         self._deferred_end: Callable[[], None] | None = None
@@ -208,6 +229,18 @@ class RequestOwner(Owner):
         turn = self.turn
         where = f" in thread {turn.name!r}" if turn is not None else ""
         return f"request {self.label!r}{where}"
+
+    def ended_message(self) -> str:
+        """What code the request left running is told when it touches matplotlib after the response."""
+        return (
+            f"matplotlib used by code of request {self.label!r} after its response ended "
+            "(a thread or task it left running): the middleware no longer holds the lock for it; "
+            "run such work in safeplot.locked() or await it before answering"
+        )
+
+    def on_its_event_loop(self) -> bool:
+        """Whether the calling code runs on the event loop that serves this request (it must not wait)."""
+        return self.loop_thread == threading.get_ident() and _compat.running_event_loop()
 
     # -- the request's context ------------------------------------------------------
 
@@ -249,23 +282,39 @@ class RequestOwner(Owner):
         """Whether any runner holds the lock for this request explicitly now."""
         return bool(self._levels)
 
-    def give_turn(self, runner: Runner) -> None:
-        """Give ``runner`` the request's turn."""
-        self.turn = runner
+    def claim_turn(self, runner: Runner) -> tuple[Runner, str] | None:
+        """Take the request's turn for ``runner`` if whoever has it is not at work; else None.
 
-    def turn_free_for(self, runner: Runner) -> bool:
-        """Whether ``runner`` may take the request's turn now: nobody else has it, or they left it.
-
-        The runner with the turn has left it when it ended or is parked: back
-        in its thread pool, waiting for another thread or for the lock
-        (:func:`safeplot._compat.is_parked`).
+        Returns (the runner that had it, what it was doing: ``PAUSED`` or
+        ``DONE``), ``runner`` and ``DONE`` if nobody else had it.  The turn is
+        written before the other runner is looked at, so that once it runs
+        again, its next touch of shared state finds it is not its turn (the
+        lock's mutex held: see :meth:`safeplot._lock.PlotLock.held_by_caller`).
         """
-        turn = self.turn
-        return turn is None or turn is runner or turn.is_parked()
+        previous = self.turn
+        if previous is None or previous is runner:
+            self.turn = runner
+            return runner, _compat.DONE
+        self.turn = runner
+        doing = previous.activity()
+        if doing == _compat.BUSY:
+            self.turn = previous  # at work: it keeps the turn
+            return None
+        return previous, doing
 
-    def is_idle(self) -> bool:
-        """Whether none of the request's threads runs its code now (nobody holds it explicitly)."""
-        return not self._levels and (self.turn is None or self.turn.is_parked())
+    def is_idle(self, also: Runner | None = None, ending: Runner | None = None) -> bool:
+        """Whether none of the request's threads runs its code now (each is paused or done).
+
+        ``also``: a runner to count among them (the one that had the turn);
+        ``ending``: the runner ending the request, done with its code.
+        """
+        runners = set(self._levels)
+        for runner in (self.turn, also):
+            if runner is not None:
+                runners.add(runner)
+        if ending is not None:
+            runners.discard(ending)
+        return all(runner.activity() != _compat.BUSY for runner in runners)
 
     def defer_end(self, end: Callable[[], None]) -> None:
         """Have ``end`` run when the last explicit hold of this (ended) request is given back.
@@ -288,6 +337,7 @@ class RequestOwner(Owner):
     def clear_turns(self) -> None:
         self.turn = None
         self._levels.clear()
+        self.views.clear()
 
 
 _request: contextvars.ContextVar[RequestOwner | None] = contextvars.ContextVar(
@@ -304,10 +354,15 @@ def current() -> tuple[Owner, Runner]:
     """Who the calling code is: (the owner its holds belong to, the runner it runs on).
 
     The owner is the request of its context while that request lasts (or
-    while this runner still holds the lock for it), else the runner itself.
+    while this runner still holds the lock for it), else the pool job of no
+    request the runner runs (once its first touch made it a group), else the
+    runner itself.
     """
     runner = _runners.runner
     request = _request.get()
     if request is not None and (not request.ended or request.levels(runner)):
         return request, runner
+    job = runner.job
+    if job is not None and not job.finished():
+        return job, runner
     return runner, runner

@@ -41,6 +41,17 @@ class PyplotState(NamedTuple):
         _compat.restore_rcparams(self.rc)
         _compat.restore_registries(self.registries)
 
+    def apply_view(self) -> None:
+        """Make this state's current figure current again (if open) and apply its ``rcParams`` and
+        registries; other figures opened meanwhile stay open."""
+        if self.figures:
+            current = list(self.figures.values())[-1]
+            for number, manager in list(Gcf.figs.items()):
+                if manager is current:
+                    Gcf.figs.move_to_end(number)
+        _compat.restore_rcparams(self.rc)
+        _compat.restore_registries(self.registries)
+
     def keep_changes(self, before: PyplotState, after: PyplotState) -> None:
         """Make this state hold what changed from ``before`` to ``after`` in ``rcParams`` and registries.
 

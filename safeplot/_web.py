@@ -9,11 +9,11 @@ sent while that group holds the lock.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import math
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, TypeVar, Union
 
@@ -132,6 +132,26 @@ def plot_view(
     return decorate(view)
 
 
+_in_flight = [0]  # requests started and not finished
+_in_flight_mutex = threading.Lock()
+
+
+def requests_in_flight() -> int:
+    """How many middleware requests have started and not finished (for tests and statistics)."""
+    return _in_flight[0]
+
+
+def _count_in_flight(change: int) -> None:
+    with _in_flight_mutex:
+        _in_flight[0] += change
+
+
+def watch_unowned_code() -> Callable[[], None]:
+    """Turn the hooks on, as for a request, until the returned function is called (a websocket's)."""
+    hooks.use(request=True)
+    return functools.partial(hooks.unuse, request=True)
+
+
 class Request:
     """One request's pyplot use under a middleware: a group begun by its first touch of shared state.
 
@@ -152,7 +172,9 @@ class Request:
 
     def __init__(self, label: str, timeout: TimeoutOption, *, on_event_loop: bool = False) -> None:
         self.owner = RequestOwner(label, loop_thread=threading.get_ident() if on_event_loop else None)
-        self.owner.begin_group = self._begin
+        self.owner.begin_group = weakref.WeakMethod(self._begin)
+        if timeout is not DEFAULT:
+            self.owner.timeout = (timeout,)
         self._timeout = timeout
         self.timed_out: LockTimeout | None = None
         self.started = False
@@ -165,13 +187,21 @@ class Request:
         return lock.holder_owner() is self.owner
 
     def start(self) -> None:
+        """Make the request the owner of its code's holds, in the calling context.
+
+        The hooks are on from now until nothing can run the request's code any
+        more (its owner is gone with the last context that carries it: code it
+        left running is seen when it touches matplotlib after the response).
+        """
         hooks.use(request=True)
+        weakref.finalize(self.owner, hooks.unuse, request=True)
         self.started = True
+        _count_in_flight(+1)
         self.owner.enter()
 
     def _begin(self) -> None:
         owner = self.owner
-        if owner.loop_thread == threading.get_ident() and _on_event_loop():
+        if owner.on_its_event_loop():
             raise UnlockedPyplotError(
                 "matplotlib used on the event loop (in an async def endpoint) under a "
                 "safeplot middleware: waiting there for the plotting lock would stall "
@@ -184,16 +214,9 @@ class Request:
             self.timed_out = error
             raise
         except RequestEnded:
-            raise self._ended_error() from None
+            raise UnlockedPyplotError(owner.ended_message()) from None
         if frame is not None:
             self._frame = frame
-
-    def _ended_error(self) -> UnlockedPyplotError:
-        return UnlockedPyplotError(
-            f"matplotlib used by code of request {self.owner.label!r} after its response ended "
-            "(a thread or task it left running): the middleware no longer holds the lock for it; "
-            "run such work in safeplot.locked() or await it before answering"
-        )
 
     def end_group(self) -> None:
         """End the request's group if one is open: figures closed, changes undone, lock released.
@@ -213,13 +236,11 @@ class Request:
         if not self.started:
             return
         owner = self.owner
-        try:
-            owner.leave()
-            lock.request_ended(owner)  # a thread still waiting for the lock for it stops waiting
-            self.end_group()
-            lock.end_finished_job()  # a pool job of no request that returned meanwhile
-        finally:
-            hooks.unuse(request=True)
+        _count_in_flight(-1)
+        owner.leave()
+        lock.request_ended(owner)  # a thread still waiting for the lock for it stops waiting
+        self.end_group()
+        lock.sweep()  # a pool job of no request that returned meanwhile
 
 
 def _touch_of_no_request(kind: str, serving: bool) -> bool:
@@ -239,7 +260,7 @@ def _touch_of_no_request(kind: str, serving: bool) -> bool:
             if lock.holder_owner() is not job:
                 resume_job_group(job, resolve_timeout(DEFAULT))  # set aside while the job waited
             return True
-        lock.end_finished_job(job)
+        lock.sweep()
         runner.job = None
     if kind == TOUCH or not serving:
         return False
@@ -253,24 +274,6 @@ def _touch_of_no_request(kind: str, serving: bool) -> bool:
 
 
 hooks.on_unowned_touch(_touch_of_no_request)
-
-
-def _on_event_loop() -> bool:
-    """Whether the calling thread runs an event loop now (asyncio's, or trio's as sniffio sees it)."""
-    try:
-        asyncio.get_running_loop()
-        return True
-    except RuntimeError:
-        pass
-    try:
-        import sniffio  # comes with anyio; knows trio's loop
-    except ImportError:
-        return False
-    try:
-        sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        return False
-    return True
 
 
 def send_unlocked(

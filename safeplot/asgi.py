@@ -110,6 +110,13 @@ class SafeplotMiddleware:
         self.timeout = timeout_option(timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # its handlers' pyplot is code of no request: seen, reported
+            stop_watching = _web.watch_unowned_code()
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                stop_watching()
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -117,9 +124,8 @@ class SafeplotMiddleware:
         request = _web.Request(label, self.timeout, on_event_loop=True)
         started = replaced = False
 
-        async def send_after_group(message: Message) -> None:
+        async def send_unless_replaced(message: Message) -> None:
             nonlocal started, replaced
-            request.end_group()
             if replaced:
                 return  # the app's own page for the LockTimeout, after the 503 went out
             if message["type"] == "http.response.start":
@@ -133,7 +139,7 @@ class SafeplotMiddleware:
 
         request.start()
         try:
-            await self.app(scope, receive, send_after_group)
+            await self.app(scope, receive, send_unless_replaced)
         except LockTimeout as error:
             if started and not replaced:
                 raise

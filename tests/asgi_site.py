@@ -19,9 +19,11 @@ from starlette.concurrency import run_in_threadpool
 
 import safeplot
 from safeplot.asgi import SafeplotMiddleware, render_callback
+from tests.gate import Gate
 from tests.plots import draw, draw_and_save
 
-EVENTS = {name: threading.Event() for name in ("held", "release")}
+EVENTS = {"held": threading.Event()}
+RELEASE = Gate()  # waited for at work, so that the hold is not set aside meanwhile
 WAIT = 30.0
 
 app = FastAPI()
@@ -83,10 +85,10 @@ async def on_the_loop() -> Response:
 
 @app.get("/hold")
 def hold() -> PlainTextResponse:
-    EVENTS["release"].clear()
+    RELEASE.close()
     with safeplot.locked():
         EVENTS["held"].set()
-        released = EVENTS["release"].wait(WAIT)
+        released = RELEASE.wait(WAIT)
         EVENTS["held"].clear()
     return PlainTextResponse(f"released={released}\n")
 
@@ -98,7 +100,10 @@ def wait(name: str) -> PlainTextResponse:
 
 @app.get("/set/{name}")
 async def set_event(name: str) -> PlainTextResponse:
-    EVENTS[name].set()
+    if name == "release":
+        RELEASE.open()
+    else:
+        EVENTS[name].set()
     return PlainTextResponse(f"{name} set\n")
 
 

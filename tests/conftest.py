@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from matplotlib._pylab_helpers import Gcf
 import safeplot
 from safeplot._guard import hooks
 from safeplot._lock import DEFAULT_LONG_HOLD
+from safeplot._web import requests_in_flight
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,14 +86,18 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.fixture(autouse=True)
 def clean_pyplot_state() -> Iterator[None]:
-    """Every test starts and must end with no open figures, the lock free and default rcParams."""
+    """Every test starts with the hooks off, and must end with no open figures, no request in flight,
+    the lock free and default rcParams."""
+    if hooks.installed:
+        gc.collect()  # a request is gone with the last reference to it (a log record's traceback, a cycle)
+    assert not hooks.installed, "pyplot hooks left installed by an earlier test (a request still referenced?)"
     rc_before = dict(matplotlib.rcParams)
     yield
     leaked = len(Gcf.figs)
     Gcf.destroy_all()
     safeplot.guard("off")
     safeplot.configure(timeout=None, long_hold=DEFAULT_LONG_HOLD)
-    assert not hooks.installed, "pyplot hooks left installed (a middleware request never closed?)"
+    assert requests_in_flight() == 0, "a middleware request never finished"
     assert not safeplot.lock.is_owned(), "test left safeplot.lock held"
     assert leaked == 0, f"test left {leaked} pyplot figures open"
     changed = [

@@ -22,8 +22,10 @@ from django.views import View
 
 import safeplot
 from safeplot.django import plot_view
+from tests.gate import Gate
 
-EVENTS = {name: threading.Event() for name in ("held", "release", "streaming", "stream-go")}
+EVENTS = {name: threading.Event() for name in ("held", "streaming", "stream-go")}
+RELEASE = Gate()  # waited for at work, so that the hold is not set aside meanwhile
 WAIT = 30.0
 
 
@@ -56,10 +58,10 @@ class ClassChart(View):
 
 
 def hold(request: HttpRequest) -> HttpResponse:
-    EVENTS["release"].clear()
+    RELEASE.close()
     with safeplot.locked():
         EVENTS["held"].set()
-        released = EVENTS["release"].wait(WAIT)
+        released = RELEASE.wait(WAIT)
         EVENTS["held"].clear()
     return HttpResponse(f"released={released}\n", content_type="text/plain")
 
@@ -69,7 +71,10 @@ def wait(request: HttpRequest, name: str) -> HttpResponse:
 
 
 def set_event(request: HttpRequest, name: str) -> HttpResponse:
-    EVENTS[name].set()
+    if name == "release":
+        RELEASE.open()
+    else:
+        EVENTS[name].set()
     return HttpResponse(f"{name} set\n", content_type="text/plain")
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
+import io
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -93,13 +96,21 @@ class Server:
 
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
-        self.lock_free_at_send: list[bool] = []
+        self.others_draw_at_send: list[bool] = []
+        self.check_others = False
 
     async def receive(self) -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(self, message: dict[str, Any]) -> None:
-        self.lock_free_at_send.append(safeplot.stats()["holder"] is None and Gcf.figs == {})
+        if self.check_others:
+            # While bytes go out, no request may keep another from the lock: a thread of no
+            # request draws a plot meanwhile, in a group of its own (the loop waits for it here).
+            outcome: list[bytes] = []
+            other = threading.Thread(target=lambda: outcome.append(safeplot.render_callback(draw, "bar", 9)))
+            other.start()
+            other.join(WAIT)
+            self.others_draw_at_send.append(outcome == [other_plot()])
         self.messages.append(message)
 
     @property
@@ -111,29 +122,47 @@ class Server:
         return b"".join(m.get("body", b"") for m in self.messages[1:])
 
 
-def run_http(app: Any) -> Server:
+@functools.cache
+def other_plot() -> bytes:
+    return safeplot.render_callback(draw, "bar", 9)
+
+
+def run_http(app: Any, *, check_others: bool = False) -> Server:
+    other_plot()  # drawn once, outside any request
     server = Server()
+    server.check_others = check_others
     scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""}
     asyncio.run(SafeplotMiddleware(app)(scope, server.receive, server.send))
     return server
 
 
-def test_middleware_ends_each_group_before_the_message_that_follows_it() -> None:
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        # A def endpoint in the thread pool, then a body iterator's chunks, each from a thread.
-        first = await asyncio.to_thread(draw_and_save, "line", 1, "png")
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": first, "more_body": True})
-        for seed in (2, 3):
-            chunk = await asyncio.to_thread(draw_and_save, "bar", seed, "png")
-            await send({"type": "http.response.body", "body": chunk, "more_body": seed < 3})
+def growing_chart() -> Iterator[bytes]:
+    """A legacy streaming body: one figure, a PNG of it each time a line is added."""
+    plt.figure(figsize=(3, 2), dpi=50)
+    plt.rcParams["lines.linewidth"] = 4
+    for n in range(3):
+        plt.plot([n, n + 2, n + 1])
+        buffer = io.BytesIO()
+        plt.savefig(buffer, format="png")
+        yield buffer.getvalue()
 
-    server = run_http(app)
-    assert server.status == 200 and server.lock_free_at_send == [True] * 4
+
+def test_a_requests_group_spans_its_messages_and_keeps_no_one_from_the_lock_meanwhile() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        # A body iterator whose chunks are drawn in the thread pool, one chunk a job, as
+        # Starlette's StreamingResponse draws a sync iterator.
+        chunks = growing_chart()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for n in range(3):
+            chunk = await asyncio.to_thread(next, chunks)
+            await send({"type": "http.response.body", "body": chunk, "more_body": n < 2})
+
+    server = run_http(app, check_others=True)
+    assert server.status == 200 and server.others_draw_at_send == [True] * 4
     with safeplot.locked():
-        expected = draw_and_save("line", 1, "png")
-    assert server.messages[1]["body"] == expected
-    assert plt.rcParams["lines.linewidth"] == 1.5  # draw() changed it; each group undid it
+        expected = list(growing_chart())
+    assert [message["body"] for message in server.messages[1:]] == expected
+    assert plt.rcParams["lines.linewidth"] == 1.5 and Gcf.figs == {}
 
 
 def test_middleware_answers_503_for_a_timeout_also_over_a_frameworks_500() -> None:
@@ -238,8 +267,8 @@ def test_a_requests_hold_is_held_in_every_thread_that_runs_its_code() -> None:
 
     safeplot.configure(timeout=5)
     timeouts = safeplot.stats()["timeouts"]
-    server = run_http(app)
-    assert server.status == 200 and server.lock_free_at_send == [True, True]
+    server = run_http(app, check_others=True)
+    assert server.status == 200 and server.others_draw_at_send == [True, True]
     assert len(set(threads)) == 2 and safeplot.stats()["timeouts"] == timeouts
 
 

@@ -75,12 +75,20 @@ def modules(tmp_path: Path) -> Iterator[Modules]:
             plt.style.use("default")
             for name in written.names:
                 sys.modules.pop(name, None)
-                matplotlib.colormaps.unregister(f"{name}_cmap")
+                unregister_colormap(f"{name}_cmap")
                 sequences = getattr(matplotlib, "color_sequences", None)
                 if sequences is not None and f"{name}_colors" in sequences:
                     sequences.unregister(f"{name}_colors")
             matplotlib.units.registry.clear()
             matplotlib.units.registry.update(saved_units)
+
+
+def unregister_colormap(name: str) -> None:
+    registry = matplotlib.colormaps
+    if hasattr(registry, "unregister"):
+        registry.unregister(name)
+    else:  # matplotlib 3.5
+        matplotlib.cm.unregister_cmap(name)
 
 
 def state(name: str) -> dict[str, object]:
@@ -139,7 +147,7 @@ def test_setup_a_module_does_when_imported_again_is_undone_like_any_group_code(m
     module = importlib.import_module(name)  # a first import outside any group
     with safeplot.lock:
         plt.style.use("default")
-        matplotlib.colormaps.unregister(f"{name}_cmap")
+        unregister_colormap(f"{name}_cmap")
     with safeplot.locked():
         importlib.reload(module)  # not a first import: the group's own doing
     assert state(name)["facecolor"] == "white" and state(name)["linewidth"] == 1.5
@@ -179,3 +187,13 @@ def test_units_registry_items_set_without_the_lock_are_reported(recwarn: pytest.
     assert messages[0].startswith(
         f"matplotlib.units.registry[{complex!r}] set without safeplot.lock at {__file__}:"
     )
+
+
+def test_a_group_a_module_opens_at_import_undoes_its_own_changes(modules: Modules) -> None:
+    name = modules.write(
+        tail='import safeplot\nwith safeplot.locked():\n    matplotlib.rcParams["font.size"] = 30'
+    )
+    with safeplot.locked():
+        importlib.import_module(name)
+    assert state(name) == kept(name)  # its setup stays...
+    assert matplotlib.rcParams["font.size"] == 10  # ...but not what its own group changed

@@ -27,6 +27,7 @@ from examples import legacy_app
 from safeplot._guard import hooks
 from safeplot.wsgi import SafeplotMiddleware
 from tests.conftest import scaled
+from tests.gate import Gate
 from tests.servers import ROOT, DropRecordingHandler, fetch, fetch_all, server_process, werkzeug_server
 
 LEGACY_PATHS = [
@@ -95,7 +96,7 @@ class SlowApp:
 
     def __init__(self) -> None:
         self.inside = threading.Event()
-        self.release = threading.Event()
+        self.release = Gate()  # waited for at work: the slow request's hold stays held
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
@@ -103,7 +104,7 @@ class SlowApp:
             plt.figure()
             plt.plot([1, 2, 3])
             self.inside.set()
-            self.release.wait(60)
+            self.release.wait(60)  # a slow draw
             buffer = io.BytesIO()
             plt.savefig(buffer, format="png")
             response = Response(buffer.getvalue(), mimetype="image/png")
@@ -132,7 +133,7 @@ def slow() -> Iterator[tuple[SlowApp, str]]:
     app = SlowApp()
     with werkzeug_server(SafeplotMiddleware(app, timeout=0.3)) as url:
         yield app, url
-        app.release.set()
+        app.release.open()
 
 
 def lock_free() -> bool:
@@ -159,7 +160,7 @@ def test_requests_without_pyplot_never_wait_for_a_plotting_request(slow: tuple[S
         assert healthz.status == 200
         assert safeplot.stats()["acquisitions"] == acquisitions
     finally:
-        app.release.set()
+        app.release.open()
         thread.join(60)
     assert replies[0].status == 200
     assert lock_free() and Gcf.figs == {}
@@ -173,7 +174,7 @@ def test_lock_timeout_answers_503_then_recovers(slow: tuple[SlowApp, str]) -> No
         busy = fetch(url, "/plot")
         waited = time.monotonic() - started
     finally:
-        app.release.set()
+        app.release.open()
         thread.join(60)
     assert busy.status == 503 and busy.headers["retry-after"] == "1"
     assert 0.3 <= waited < 10
@@ -226,6 +227,7 @@ def test_streaming_body_that_plots_is_produced_under_the_lock_then_sent_without_
     assert not safeplot.lock.is_owned() and Gcf.figs == {}  # ...and the group ended before sending
     assert list(chunks) == [b"2 ", b"3 "]
     iterable.close()  # type: ignore[attr-defined]
+    del iterable, chunks  # nothing can run the request's code now: the hooks go off
     assert not hooks.installed
 
 
@@ -266,7 +268,7 @@ def test_body_generator_timing_out_before_its_first_byte_answers_503(slow: tuple
         body = b"".join(iterable)
         iterable.close()  # type: ignore[attr-defined]
     finally:
-        app.release.set()
+        app.release.open()
         thread.join(60)
     assert statuses == ["200 OK", "503 SERVICE UNAVAILABLE"]
     assert body.startswith(b"503 Service Unavailable: safeplot.lock not acquired within 0.2 s")
@@ -417,7 +419,7 @@ def test_long_hold_is_logged_once_with_where_the_lock_was_taken(
     with caplog.at_level(logging.WARNING, logger="safeplot"):
         thread, _ = start_slow_request(app, url)
         app.release.wait(1.0)  # the request holds the lock past the threshold
-        app.release.set()
+        app.release.open()
         thread.join(60)
         fetch(url, "/plot")  # a short hold: not logged
     records = [r for r in caplog.records if r.name == "safeplot"]
@@ -444,7 +446,7 @@ def test_flask_error_page_for_a_lock_timeout_becomes_503(slow: tuple[SlowApp, st
         with werkzeug_server(SafeplotMiddleware(flask_app, timeout=0.2)) as flask_url:
             reply = fetch(flask_url, "/chart")
     finally:
-        app.release.set()
+        app.release.open()
         thread.join(60)
     assert reply.status == 503 and reply.headers["retry-after"] == "1"
     assert lock_free() and Gcf.figs == {}

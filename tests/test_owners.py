@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import matplotlib.pyplot as plt
+import pytest
 from matplotlib._pylab_helpers import Gcf
 from werkzeug.test import Client
 from werkzeug.wrappers import Response
@@ -21,10 +22,17 @@ import safeplot
 from safeplot.asgi import SafeplotMiddleware as AsgiMiddleware
 from safeplot.wsgi import SafeplotMiddleware as WsgiMiddleware
 from tests.conftest import held_by_another_thread
+from tests.gate import Gate
 from tests.plots import draw, draw_and_save
 
 WAIT = 30.0
 left_running: list[asyncio.Future[Any]] = []  # tasks an endpoint does not await, as real ones leave
+
+
+@pytest.fixture(autouse=True)
+def forget_left_running() -> Iterator[None]:
+    yield
+    left_running.clear()  # their contexts carry the requests: the hooks stay on while they live
 
 
 class WaitSignal(logging.Handler):
@@ -290,21 +298,24 @@ def test_pyplot_from_a_thread_of_no_request_is_reported_once_per_site_with_the_r
 
 def test_the_request_is_named_as_the_holder() -> None:
     errors: list[BaseException] = []
-    tried = threading.Event()
+    started = threading.Event()
+    tried = Gate()  # waited for at work: the request's hold stays held
 
     def another() -> None:
+        assert started.wait(WAIT)  # the view is past Thread.start (a wait for this thread: paused)
         try:
             with safeplot.locked(timeout=0.1):
                 pass
         except safeplot.LockTimeout as error:
             errors.append(error)
         finally:
-            tried.set()
+            tried.open()
 
     def view(environ: dict[str, Any], start_response: Any) -> Any:
         draw("line", 1)
         held = repr(safeplot.lock)
         threading.Thread(target=another).start()
+        started.set()
         assert tried.wait(WAIT)  # the request's code is at work meanwhile: its hold stays
         return Response(held)(environ, start_response)
 
@@ -341,3 +352,30 @@ def test_pool_jobs_of_no_request_run_as_groups_of_their_own() -> None:
     assert plt.rcParams["axes.facecolor"] == "white"  # the styled jobs' ggplot stayed in their groups
     reports = {str(w.message) for w in caught if issubclass(w.category, safeplot.SafeplotWarning)}
     assert reports and all("runs as a group of its own until its job returns" in r for r in reports)
+
+
+def test_a_pool_job_of_no_request_nests_explicit_holds_in_its_own_group() -> None:
+    # Old code's `with RendererAgg.lock:` (matplotlib < 3.8 takes it in every draw) or a locked()
+    # block inside a job that its first pyplot call already made a group of its own.
+    def legacy(seed: int) -> bytes:
+        plt.figure()
+        with safeplot.lock, safeplot.locked():
+            return draw_and_save("line", seed, "png")
+
+    async def endpoint(scope: Any, receive: Any, send: Any) -> None:
+        loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(None, legacy, int(scope["path"].strip("/")))
+        await answer(send, 200, await asyncio.wait_for(job, WAIT))
+
+    async def main() -> list[Server]:
+        return [
+            await serve(endpoint, "/0"),
+            *await asyncio.gather(serve(endpoint, "/1"), serve(endpoint, "/2")),
+        ]
+
+    safeplot.configure(timeout=WAIT)  # a job waiting for its own group's lock: a LockTimeout, not a hang
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", safeplot.SafeplotWarning)
+        servers = asyncio.run(main())
+    assert [server.body for server in servers] == [serial("line", seed) for seed in range(3)]
+    assert Gcf.figs == {} and safeplot.stats()["holder"] is None
