@@ -286,6 +286,40 @@ def running_event_loop() -> bool:
     return True
 
 
+_green_threading = [False]  # once a greenlet library has patched threading, it stays patched
+
+
+def current_greenlet() -> Any | None:
+    """The running greenlet where gevent or eventlet has patched ``threading``, else None.
+
+    There each greenlet is a "thread" to the application (``threading.get_ident``
+    names greenlets), whether safeplot was imported before the patching or after.
+    """
+    if not _green_threading[0]:
+        monkey = sys.modules.get("gevent.monkey")
+        patcher = sys.modules.get("eventlet.patcher")
+        if not (
+            (monkey is not None and monkey.is_module_patched("threading"))
+            or (patcher is not None and patcher.is_monkey_patched("thread"))
+        ):
+            return None
+        _green_threading[0] = True
+    import greenlet  # comes with gevent and eventlet
+
+    return greenlet.getcurrent()
+
+
+def greenlet_name(glet: Any) -> str:
+    """How a greenlet is named: gevent's ``Greenlet.name``, else the name its "thread" has."""
+    name = getattr(glet, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    import threading
+
+    thread = threading.current_thread()  # the patched one: a greenlet's own (eventlet's GreenThread-N)
+    return thread.name if not thread.name.startswith("Dummy-") else f"greenlet {id(glet):#x}"
+
+
 _LOAD_UNLOCKED = getattr(sys.modules.get("_frozen_importlib"), "_load_unlocked", None)
 
 

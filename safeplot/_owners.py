@@ -3,7 +3,8 @@
 Every hold of :data:`safeplot.lock` belongs to an :class:`Owner`:
 
 * a :class:`Runner`, what runs code: an OS thread (one per thread, made at
-  its first use);
+  its first use), or a greenlet (:class:`GreenletRunner`) once gevent or
+  eventlet has patched ``threading``;
 * a :class:`RequestOwner`: a request's context, set by a middleware for the
   request's lifetime.  ``contextvars`` carries it into every thread that runs
   the request's code (a thread pool's, ``asyncio.to_thread``, asgiref's
@@ -84,8 +85,11 @@ class Runner(Owner):
 
     def innermost_frame(self) -> FrameType | None:
         """The frame this runner is executing now (None when its thread has ended)."""
-        if _runners.runner is self:
+        if current_runner() is self:
             return sys._getframe(1)
+        return self._frame_elsewhere()
+
+    def _frame_elsewhere(self) -> FrameType | None:
         thread = self._thread()
         if thread is None or not thread.is_alive():
             return None  # its ident may be another thread's by now
@@ -97,7 +101,7 @@ class Runner(Owner):
         The calling runner itself is busy; one waiting for the lock is done
         with whatever it did before.
         """
-        if _runners.runner is self:
+        if current_runner() is self:
             return _compat.BUSY
         return _compat.activity(self.innermost_frame(), done_in=_WAITING_FOR_THE_LOCK)
 
@@ -132,12 +136,40 @@ class Waiter:
 _WAITING_FOR_THE_LOCK = frozenset({Waiter.wait.__code__})  # a thread there runs nobody's code
 
 
+class GreenletRunner(Runner):
+    """What runs code where gevent or eventlet has patched ``threading``: a greenlet.
+
+    Its waits for the lock yield to the hub (they wait on the patched
+    ``_thread`` lock), so the greenlet holding the lock runs on meanwhile.
+    """
+
+    __slots__ = ("_greenlet", "_name")
+    kind = "greenlet"
+
+    def __init__(self, glet: Any) -> None:
+        super().__init__()
+        self._greenlet = weakref.ref(glet)
+        self._name = _compat.greenlet_name(glet)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _frame_elsewhere(self) -> FrameType | None:
+        glet = self._greenlet()
+        if glet is None or glet.dead:
+            return None
+        frame: FrameType | None = glet.gr_frame  # where it switched out (None: not started)
+        return frame
+
+
 class _ThreadRunners(threading.local):
     def __init__(self) -> None:
         self.runner = Runner()
 
 
-_runners = _ThreadRunners()
+_runners = _ThreadRunners()  # a real thread-local if made before a greenlet library patched threading
+_greenlet_runners: weakref.WeakKeyDictionary[Any, GreenletRunner] = weakref.WeakKeyDictionary()
 
 
 class JobOwner(Owner):
@@ -170,8 +202,14 @@ class JobOwner(Owner):
 
 
 def current_runner() -> Runner:
-    """The runner of the calling code: its thread's."""
-    return _runners.runner
+    """The runner of the calling code: its greenlet's where threading is green, else its thread's."""
+    glet = _compat.current_greenlet()
+    if glet is None:
+        return _runners.runner
+    runner = _greenlet_runners.get(glet)
+    if runner is None:
+        runner = _greenlet_runners[glet] = GreenletRunner(glet)
+    return runner
 
 
 class RequestOwner(Owner):
@@ -358,7 +396,7 @@ def current() -> tuple[Owner, Runner]:
     request the runner runs (once its first touch made it a group), else the
     runner itself.
     """
-    runner = _runners.runner
+    runner = current_runner()
     request = _request.get()
     if request is not None and (not request.ended or request.levels(runner)):
         return request, runner
