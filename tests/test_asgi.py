@@ -128,7 +128,8 @@ def other_plot() -> bytes:
 
 
 def run_http(app: Any, *, check_others: bool = False) -> Server:
-    other_plot()  # drawn once, outside any request
+    if check_others:
+        other_plot()  # drawn once, outside any request
     server = Server()
     server.check_others = check_others
     scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""}
