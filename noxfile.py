@@ -3,6 +3,7 @@
     nox                                  # every session: the full matrix
     nox -s "tests(oldest)" "tests(newest)"   # the two corners CI runs
     nox -s soak                          # the load tests with 5x the requests and the soak-marked ones (CI)
+    nox -s hosts                         # the tests of hosts beyond the test extra: Dash (CI)
     nox -s "tests(free-threaded)"        # on a free-threaded CPython 3.13 (.ci/build-python3.13t)
     nox -l                               # list the sessions
 
@@ -80,6 +81,13 @@ def soak(session: nox.Session) -> None:
     session.run(
         sys.executable, "-m", "pytest", "-m", "slow or soak", *session.posargs, env={"SAFEPLOT_SOAK": "5"}
     )
+
+
+@nox.session(python=False)
+def hosts(session: nox.Session) -> None:
+    """The tests of hosts beyond the test extra (a Dash app), with those hosts installed."""
+    session.run(sys.executable, "-m", "pip", "install", "-q", "dash>=3", external=True)
+    session.run(sys.executable, "-m", "pytest", "-m", "hosts", *session.posargs)
 
 
 @nox.session(python=False)
