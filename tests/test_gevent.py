@@ -47,7 +47,7 @@ def gevent_site(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
 
 @pytest.mark.slow(seconds=8)
 def test_greenlets_doing_io_mid_plot_get_the_bytes_of_a_serial_run(gevent_site: ServerProcess) -> None:
-    paths = [f"/plot/{kind}/{seed}.png" for kind in KINDS for seed in range(8)] * max(1, scaled(64) // 32)
+    paths = [f"/plot/{kind}/{seed}.png" for kind in KINDS for seed in range(8)] * max(1, scaled(32) // 32)
     replies = fetch_all(gevent_site.base_url, paths, clients=32)
     assert [reply.status for reply in replies] == [200] * len(paths), "".join(gevent_site.output[-20:])
     serial = {
