@@ -4,19 +4,21 @@
     nox -s "tests(oldest)" "tests(newest)"   # the two corners CI runs
     nox -s soak                          # the load tests with 5x the requests and the soak-marked ones (CI)
     nox -s hosts                         # the tests of hosts beyond the test extra: Dash (CI)
-    nox -s "tests(free-threaded)"        # on a free-threaded CPython 3.13 (.ci/build-python3.13t)
+    nox -s "tests(free-threaded)"        # on a free-threaded CPython 3.13 (.ci/build-python 3.13t)
     nox -l                               # list the sessions
 
 Interpreters are looked up on PATH, with pyenv's installed versions put first;
 a session whose interpreter is absent is skipped with a message (an error
 where the CI variable is set, for the sessions CI runs).  The free-threaded
-interpreter is the one .ci/build-python3.13t installs (SAFEPLOT_PYTHON_FT
+interpreter is the one `.ci/build-python 3.13t` installs (SAFEPLOT_PYTHON_FT
 names another); CI does not build it.
 """
 
 from __future__ import annotations
 
+import configparser
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -26,11 +28,12 @@ nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = False
 
 PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-for bin_dir in sorted(PYENV_VERSIONS.glob("3.*/bin")):
+BUILT = Path.home() / ".local"  # where .ci/build-python installs: ~/.local/python3.14/bin/python3.14, ...
+for bin_dir in [*sorted(PYENV_VERSIONS.glob("3.*/bin")), *sorted(BUILT.glob("python3.*/bin"))]:
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
 
 # (id, python, requirements pinned on top of '.[test]')
-MATRIX = [
+MATRIX: list[tuple[str, str, list[str]]] = [
     ("oldest", "3.9", ["matplotlib==3.5.*", "werkzeug==2.2.*", "flask==2.2.*", "django==4.2.*", "numpy<2"]),
     ("py3.10-mpl3.6", "3.10", ["matplotlib==3.6.*", "numpy<2"]),
     ("py3.11-mpl3.7", "3.11", ["matplotlib==3.7.*", "numpy<2"]),
@@ -54,6 +57,19 @@ MATRIX = [
 ]
 
 
+# What a row leaves out of the test extra: gevent (and eventlet, tested with it) ship no
+# free-threaded wheels, so their tests are skipped there.
+WITHOUT = {"free-threaded": {"gevent", "eventlet"}}
+
+
+def test_extra(without: set[str]) -> list[str]:
+    """The requirements of setup.cfg's test extra, less the distributions named in ``without``."""
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).parent / "setup.cfg")
+    requirements = config["options.extras_require"]["test"].split()
+    return [r for r in requirements if re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] not in without]
+
+
 VERSIONS = (
     "import sys, importlib.metadata as m; print(sys.version.split()[0], "
     "'GIL enabled' if getattr(sys, '_is_gil_enabled', lambda: True)() else 'GIL disabled', "
@@ -63,13 +79,14 @@ VERSIONS = (
 
 @nox.session
 @nox.parametrize(
-    ("python", "requirements"),
-    [(python, requirements) for _, python, requirements in MATRIX],
+    ("python", "requirements", "without"),
+    [(python, requirements, WITHOUT.get(name, set())) for name, python, requirements in MATRIX],
     ids=[name for name, _, _ in MATRIX],
 )
-def tests(session: nox.Session, requirements: list[str]) -> None:
+def tests(session: nox.Session, requirements: list[str], without: set[str]) -> None:
     """The whole test suite against one corner of the matrix."""
-    session.install("-e", ".[test]", *requirements)
+    extra = test_extra(without) if without else []
+    session.install("-e", "." if without else ".[test]", *extra, *requirements)
     session.run("python", "-c", VERSIONS)
     session.run("python", "-m", "pytest", *session.posargs)
 
