@@ -13,17 +13,29 @@ class LockTimeout(TimeoutError):
     ``timeout`` is the number of seconds waited; ``holder`` is the name of
     what held the lock when the wait gave up (``None`` if it was released just
     then), and ``holder_kind`` says what that is: ``"thread"``, ``"request"``
-    (a request under a middleware, named by its method and path) or
-    ``"greenlet"``.  The exception pickles with its attributes, so it crosses
-    process boundaries intact.
+    (a request under a middleware, named by its method and path), ``"task"``
+    (a Celery task run, named by its task name and id) or ``"greenlet"``.
+    The exception pickles with its attributes, and its ``args`` are the three
+    of them, so it crosses process boundaries intact (a Celery result's
+    ``get()`` re-raises it whole).
     """
 
     def __init__(self, timeout: float, holder: str | None, holder_kind: str = "thread") -> None:
+        super().__init__()
+        # The arguments are the exception's args, so that what rebuilds an exception from its
+        # type and args (Celery's result backends) gets it back whole.  Set after __init__:
+        # OSError (TimeoutError's base) keeps only two of three arguments in args.
+        self.args = (timeout, holder, holder_kind)
         self.timeout = timeout
         self.holder = holder
         self.holder_kind = holder_kind
-        held_by = f"held by {holder_kind} {holder!r}" if holder is not None else "held by another thread"
-        super().__init__(f"safeplot.lock not acquired within {timeout:g} s; {held_by}")
+
+    def __str__(self) -> str:
+        if self.holder is None:
+            held_by = "held by another thread"
+        else:
+            held_by = f"held by {self.holder_kind} {self.holder!r}"
+        return f"safeplot.lock not acquired within {self.timeout:g} s; {held_by}"
 
     def __reduce__(self) -> tuple[type[LockTimeout], tuple[float, str | None, str]]:
         return (type(self), (self.timeout, self.holder, self.holder_kind))

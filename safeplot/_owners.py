@@ -378,6 +378,14 @@ class RequestOwner(Owner):
         self.views.clear()
 
 
+class TaskOwner(RequestOwner):
+    """A task run's hold (a Celery task under :class:`safeplot.celery.SafeplotTask`): a request by
+    another name."""
+
+    __slots__ = ()
+    kind = "task"
+
+
 _request: contextvars.ContextVar[RequestOwner | None] = contextvars.ContextVar(
     "safeplot_request", default=None
 )

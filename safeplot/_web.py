@@ -32,7 +32,7 @@ from ._group import (
 )
 from ._guard import TOUCH, hooks
 from ._lock import DEFAULT, RequestEnded, TimeoutOption, lock, resolve_timeout, timeout_option
-from ._owners import JobOwner, RequestOwner, current_runner
+from ._owners import JobOwner, RequestOwner, TaskOwner, current_runner
 from ._render import check_format, figure_drawn_by, mimetype, render
 
 T = TypeVar("T")
@@ -165,13 +165,17 @@ class Request:
     in the context :meth:`start` ran in: code the request left running gets
     an :class:`~safeplot.UnlockedPyplotError` instead of the lock.
 
-    ``label`` names the request in messages (``"GET /plot/1.png"``).
+    ``label`` names the request in messages (``"GET /plot/1.png"``); ``task``:
+    it is a task run (a LockTimeout names it as a ``"task"``).
     ``on_event_loop``: :meth:`start` runs on the event loop that serves the
     request: a touch there raises UnlockedPyplotError instead of waiting.
     """
 
-    def __init__(self, label: str, timeout: TimeoutOption, *, on_event_loop: bool = False) -> None:
-        self.owner = RequestOwner(label, loop_thread=threading.get_ident() if on_event_loop else None)
+    def __init__(
+        self, label: str, timeout: TimeoutOption, *, on_event_loop: bool = False, task: bool = False
+    ) -> None:
+        owner_type = TaskOwner if task else RequestOwner
+        self.owner = owner_type(label, loop_thread=threading.get_ident() if on_event_loop else None)
         self.owner.begin_group = weakref.WeakMethod(self._begin)
         if timeout is not DEFAULT:
             self.owner.timeout = (timeout,)

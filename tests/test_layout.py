@@ -27,6 +27,7 @@ LEVELS = {
     "wsgi": 7,
     "django": 7,
     "asgi": 7,
+    "celery": 7,
     "__init__": 8,
 }
 

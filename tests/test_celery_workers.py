@@ -1,0 +1,159 @@
+"""Real Celery workers against a real Redis (Debian's redis-server on a free port), one per pool:
+legacy plot tasks after a style-switching one equal a serial render, and no figure stays open."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+import safeplot
+from tests.plots import draw_and_save
+from tests.servers import ROOT, free_port
+
+pytest.importorskip("celery")
+pytestmark = pytest.mark.xdist_group("celery-workers")
+KINDS = ("line", "styled", "heatmap", "bar")
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    server = shutil.which("redis-server")
+    if server is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is missing in CI: .ci/run installs Debian's redis-server package")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    command = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "Ready to accept connections" in line:
+                break
+        else:
+            raise RuntimeError("redis-server exited before it was ready")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+class Worker:
+    def __init__(self, process: subprocess.Popen[str], pool: str) -> None:
+        self.process = process
+        self.pool = pool
+
+
+def start_worker(redis_url: str, pool: str, concurrency: int) -> Iterator[Worker]:
+    os.environ["SAFEPLOT_TEST_REDIS"] = redis_url  # read by tests.celery_site when imported below
+    from tests import celery_site
+
+    celery_site.app.conf.broker_url = celery_site.app.conf.result_backend = redis_url
+    name = f"{pool}-{uuid.uuid4().hex[:6]}@safeplot-tests"
+    command = [sys.executable, "-m", "celery", "-A", "tests.celery_site", "worker", "-P", pool]
+    command += ["-c", str(concurrency), "-n", name, "--without-gossip", "--without-mingle", "-l", "warning"]
+    env = {**os.environ, "SAFEPLOT_TEST_REDIS": redis_url, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not celery_site.app.control.ping(destination=[name], timeout=0.5):
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline, "the worker did not answer a ping in 60 s"
+        yield Worker(process, pool)
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(15)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        ("threads", 4),
+        pytest.param(("prefork", 2), marks=pytest.mark.soak),
+        pytest.param(("solo", 1), marks=pytest.mark.soak),
+        pytest.param(("gevent", 8), marks=pytest.mark.soak),
+        pytest.param(("eventlet", 8), marks=pytest.mark.soak),
+    ],
+    ids=lambda param: param[0],
+)
+def worker(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Worker]:
+    pool, concurrency = request.param
+    if pool == "eventlet":
+        pytest.importorskip("eventlet")
+    yield from start_worker(redis_url, pool, concurrency)
+
+
+def serial(kind: str, seed: int) -> bytes:
+    with safeplot.locked():
+        return draw_and_save(kind, seed, "png")
+
+
+@pytest.mark.slow(seconds=8)
+def test_plot_tasks_after_a_style_switching_one_equal_a_serial_render(worker: Worker) -> None:
+    from tests import celery_site
+
+    celery_site.go_dark.delay().get(timeout=60)
+    jobs = [(kind, seed) for kind in KINDS for seed in range(6)]
+    results = [celery_site.plot.delay(kind, seed) for kind, seed in jobs]
+    outputs = [result.get(timeout=120) for result in results]
+    wrong = [job for job, out in zip(jobs, outputs) if base64.b64decode(out["png"]) != serial(*job)]
+    assert wrong == [], f"{len(wrong)} of {len(jobs)} wrong"
+    assert [out["open_before"] for out in outputs] == [0] * len(jobs)  # nothing left by earlier tasks
+
+
+@pytest.mark.slow(seconds=4)
+def test_a_task_that_waits_past_its_timeout_fails_with_lock_timeout(worker: Worker) -> None:
+    from tests import celery_site
+
+    if worker.pool in ("prefork", "solo"):
+        pytest.skip("each process runs one task at a time: no task of the process waits beside the holder")
+    key = f"release-{uuid.uuid4().hex}"
+    holder = celery_site.hold.delay(key)
+    client = celery_site.app.backend.client
+    try:
+        deadline = time.monotonic() + 60
+        while holder.state != "HOLDING":  # set by the task once it holds the lock
+            assert time.monotonic() < deadline, "the holding task did not start"
+            time.sleep(0.02)  # polling another process's state: nothing to wait on here
+        started = time.monotonic()
+        with pytest.raises(safeplot.LockTimeout) as raised:
+            celery_site.impatient.delay().get(timeout=60)
+        waited = time.monotonic() - started
+    finally:
+        client.set(key, b"1")
+    assert holder.get(timeout=60) == "released"
+    assert raised.value.timeout == 0.5 and raised.value.holder_kind == "task"
+    assert raised.value.holder.startswith("tests.celery_site.hold[")
+    assert 0.5 <= waited < 30
+    assert celery_site.impatient.delay().get(timeout=60) == "drawn"  # the lock is free again
+
+
+@pytest.mark.soak
+@pytest.mark.slow(seconds=20)
+def test_300_tasks_that_never_close_their_figure_leave_none_open_and_bounded_memory(worker: Worker) -> None:
+    from tests import celery_site
+
+    if worker.pool not in ("prefork", "solo"):
+        pytest.skip("measured on the pools whose processes run one task at a time")
+    outputs = [result.get(timeout=300) for result in [celery_site.plot.delay("line", n) for n in range(300)]]
+    assert max(out["open_before"] for out in outputs) == 0
+    by_process: dict[int, list[int]] = {}
+    for out in outputs:
+        by_process.setdefault(out["pid"], []).append(out["rss"])
+    for pid, rss in by_process.items():
+        growth = rss[-1] - rss[len(rss) // 5]  # past the first fifth's warm-up (font cache, imports)
+        assert growth < 20_000, f"worker process {pid} grew {growth} KiB over {len(rss)} tasks: {rss[::30]}"
