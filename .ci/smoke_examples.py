@@ -4,7 +4,8 @@
 
 Runs examples/legacy_callback.py from 8 threads, then serves examples/wsgi_app.py,
 examples/legacy_app.py, examples/django_app.py and examples/asgi_app.py on free ports and fetches every
-route once.  Exits 1,
+route once, then runs examples/celery_app.py (a worker and the web app, with Debian's redis-server on a
+free port) and fetches a report it rendered.  Exits 1,
 saying what failed, if any output is wrong; the servers are stopped either way.
 Standard library only, so that it needs nothing the wheel does not bring.
 """
@@ -12,10 +13,13 @@ Standard library only, so that it needs nothing the wheel does not bring.
 from __future__ import annotations
 
 import http.client
+import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +56,39 @@ def serving(script: Path, ready: str, *arguments: str) -> Iterator[int]:
     finally:
         process.terminate()
         process.wait(30)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def celery_example(examples: Path) -> Iterator[int]:
+    """Redis, a worker and the web app of examples/celery_app.py; yields the web app's port."""
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        raise SystemExit("FAIL: redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    redis = subprocess.Popen(
+        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+    worker = subprocess.Popen(
+        [sys.executable, str(examples / "celery_app.py"), "worker"], stdout=subprocess.DEVNULL
+    )
+    try:
+        with serving(
+            examples / "celery_app.py", r"serving on http://127\.0\.0\.1:(\d+)/", "web", "--port", "0"
+        ) as web:
+            yield web
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        redis.terminate()
+        redis.wait(30)
 
 
 def check(condition: bool, what: str) -> None:
@@ -116,6 +153,21 @@ def main(examples: Path) -> int:
             status, mimetype, body = get(port, source.decode())
             check(status == 200 and body.startswith(PNG), f"asgi_app.py {source.decode()}")
         check(get(port, "/stats")[2].find(b'"open_figures":0') > 0, "asgi_app.py leaves no figure open")
+
+    with celery_example(examples) as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection.request("GET", "/reports/new?region=north")
+        enqueued = connection.getresponse()
+        enqueued.read()
+        location = enqueued.getheader("Location") or ""
+        connection.close()
+        check(enqueued.status == 303 and location.startswith("/reports/"), "celery_app.py enqueues a report")
+        deadline = time.monotonic() + 120
+        status, mimetype, body = get(port, location)
+        while status == 202 and time.monotonic() < deadline:  # as a client would: ask again
+            time.sleep(0.2)
+            status, mimetype, body = get(port, location)
+        check(status == 200 and mimetype == "image/png" and body.startswith(PNG), "celery_app.py report")
     return 0
 
 

@@ -10,11 +10,13 @@ itself ``HOLDING``); ``impatient`` waits at most 0.5 s for the lock.
 from __future__ import annotations
 
 import base64
+import io
 import os
 import time
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import redis
 from celery import Celery
 from matplotlib._pylab_helpers import Gcf
@@ -72,6 +74,20 @@ def hold(self: Any, key: str) -> str:
     while not client.get(key) and time.monotonic() < deadline:
         time.sleep(0.01)  # a busy wait (as a long draw would be): the hold stays
     return "released"
+
+
+@app.task
+def legacy_report(seed: int) -> int:
+    """The benchmarks' legacy callback: a 640x480 line and scatter of 10 000 points; the PNG's size."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.random(10_000), rng.normal(size=10_000).cumsum()
+    plt.figure(figsize=(6.4, 4.8), dpi=100)
+    plt.plot(y, linewidth=0.8)
+    plt.scatter(x * len(y), y, s=3)
+    plt.title(f"report {seed}")
+    buffer = io.BytesIO()
+    plt.savefig(buffer, format="png")
+    return len(buffer.getvalue())
 
 
 @app.task(safeplot_timeout=0.5)

@@ -7,11 +7,14 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -237,3 +240,66 @@ def lock_held(server: ServerProcess) -> Iterator[None]:
         fetch(server.base_url, "/set/release")
         holder.join(30)
     assert not holder.is_alive()
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """Debian's redis-server on a free port of 127.0.0.1, nothing saved; yields its URL, stops at the end.
+
+    Raises FileNotFoundError when redis-server is not installed.
+    """
+    program = shutil.which("redis-server")
+    if program is None:
+        raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    command = [program, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "Ready to accept connections" in line:
+                break
+        else:
+            raise RuntimeError("redis-server exited before it was ready")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+@contextmanager
+def celery_worker(
+    redis_url: str, pool: str, concurrency: int, *, queue: str = "celery"
+) -> Iterator[subprocess.Popen[str]]:
+    """A real worker of tests.celery_site (``celery worker -P pool -c concurrency -Q queue``).
+
+    Yields once the worker answers a ping (at most 60 s); terminates it at the end.
+    """
+    os.environ["SAFEPLOT_TEST_REDIS"] = redis_url  # read by tests.celery_site when first imported
+    from tests import celery_site
+
+    celery_site.app.conf.broker_url = celery_site.app.conf.result_backend = redis_url
+    name = f"{pool}-{uuid.uuid4().hex[:6]}@safeplot-tests"
+    command = [sys.executable, "-m", "celery", "-A", "tests.celery_site", "worker", "-P", pool, "-Q", queue]
+    command += ["-c", str(concurrency), "-n", name, "--without-gossip", "--without-mingle", "-l", "warning"]
+    env = {**os.environ, "SAFEPLOT_TEST_REDIS": redis_url, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not celery_site.app.control.ping(destination=[name], timeout=0.5):
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"the {pool} worker exited: {process.stdout.read() if process.stdout else ''}"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the {pool} worker did not answer a ping in 60 s")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(15)

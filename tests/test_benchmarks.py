@@ -38,6 +38,11 @@ from tests.conftest import ROOT
         ),
         ("bench_threads.py", ["safeplot/oo", "640x480          2"]),
         pytest.param("bench_window.py", ["window on", "window off", "on/off"], marks=pytest.mark.soak),
+        pytest.param(
+            "bench_celery.py",
+            ["prefork -c 2", "threads -c 2", "x solo"],
+            marks=[pytest.mark.soak, pytest.mark.slow(seconds=15)],
+        ),
     ],
 )
 def test_benchmark_smoke_run(script: str, expected: list[str]) -> None:

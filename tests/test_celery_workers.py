@@ -7,7 +7,6 @@ import base64
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import pytest
 
 import safeplot
 from tests.plots import draw_and_save
-from tests.servers import ROOT, free_port
+from tests.servers import celery_worker, redis_server
 
 pytest.importorskip("celery")
 pytestmark = pytest.mark.xdist_group("celery-workers")
@@ -25,58 +24,18 @@ KINDS = ("line", "styled", "heatmap", "bar")
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    server = shutil.which("redis-server")
-    if server is None:
+    if shutil.which("redis-server") is None:
         if os.environ.get("CI"):
             pytest.fail("redis-server is missing in CI: .ci/run installs Debian's redis-server package")
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    command = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if "Ready to accept connections" in line:
-                break
-        else:
-            raise RuntimeError("redis-server exited before it was ready")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(15)
+    with redis_server() as url:
+        yield url
 
 
 class Worker:
     def __init__(self, process: subprocess.Popen[str], pool: str) -> None:
         self.process = process
         self.pool = pool
-
-
-def start_worker(redis_url: str, pool: str, concurrency: int) -> Iterator[Worker]:
-    os.environ["SAFEPLOT_TEST_REDIS"] = redis_url  # read by tests.celery_site when imported below
-    from tests import celery_site
-
-    celery_site.app.conf.broker_url = celery_site.app.conf.result_backend = redis_url
-    name = f"{pool}-{uuid.uuid4().hex[:6]}@safeplot-tests"
-    command = [sys.executable, "-m", "celery", "-A", "tests.celery_site", "worker", "-P", pool]
-    command += ["-c", str(concurrency), "-n", name, "--without-gossip", "--without-mingle", "-l", "warning"]
-    env = {**os.environ, "SAFEPLOT_TEST_REDIS": redis_url, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not celery_site.app.control.ping(destination=[name], timeout=0.5):
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() < deadline, "the worker did not answer a ping in 60 s"
-        yield Worker(process, pool)
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(15)
 
 
 @pytest.fixture(
@@ -94,7 +53,8 @@ def worker(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Worker]:
     pool, concurrency = request.param
     if pool == "eventlet":
         pytest.importorskip("eventlet")
-    yield from start_worker(redis_url, pool, concurrency)
+    with celery_worker(redis_url, pool, concurrency) as process:
+        yield Worker(process, pool)
 
 
 def serial(kind: str, seed: int) -> bytes:
