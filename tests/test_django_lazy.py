@@ -57,6 +57,7 @@ def uvicorn() -> Iterator[ServerProcess]:
         yield server
 
 
+@pytest.mark.soak  # the rule itself is tested in-process in every run (tests/test_import_setup.py)
 @pytest.mark.slow(seconds=6)
 def test_a_style_set_by_views_imported_in_the_first_request_holds_for_every_request(
     gunicorn: ServerProcess,

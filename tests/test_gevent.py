@@ -35,10 +35,11 @@ def expected(kind: str, seed: int) -> bytes:
 
 
 # --preload imports safeplot before the worker patches threading: the hard case, in every run;
-# the other variants run in nox -s soak.
+# the other variants (and the spawn scripts) run in nox -s soak.
 @pytest.fixture(scope="module", params=["preload", pytest.param("no-preload", marks=pytest.mark.soak)])
 def gevent_site(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     command = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "--worker-connections", "200"]
+    command += ["--graceful-timeout", "1"]
     command += ["--preload"] if request.param == "preload" else []
     command += ["--bind", "127.0.0.1:0", "tests.gevent_site:app"]
     with server_process(command, r"Listening at: http://127\.0\.0\.1:(\d+)") as server:
@@ -101,7 +102,7 @@ def test_a_request_holding_the_lock_across_io_keeps_it_and_waiters_never_freeze_
 @pytest.mark.parametrize(
     ("library", "order"),
     [
-        ("gevent", "before"),
+        pytest.param("gevent", "before", marks=pytest.mark.soak),
         pytest.param("gevent", "after", marks=pytest.mark.soak),
         pytest.param("eventlet", "before", marks=pytest.mark.soak),
         pytest.param("eventlet", "after", marks=pytest.mark.soak),
