@@ -15,11 +15,12 @@ from ._encode import release_lock_while_encoding as _release_lock_while_encoding
 _release_lock_while_encoding()
 
 from ._compat import alias_renderer_agg_lock as _alias_renderer_agg_lock  # noqa: E402
-from ._errors import LockTimeout, SafeplotWarning, UnlockedPyplotError  # noqa: E402
+from ._errors import LockTimeout, RenderTimeout, SafeplotWarning, UnlockedPyplotError, WorkerCrashed  # noqa: E402
 from ._group import locked  # noqa: E402
 from ._guard import guard  # noqa: E402
 from ._guard import guard_from_env as _guard_from_env  # noqa: E402
 from ._lock import DEFAULT, configure, lock, stats  # noqa: E402
+from ._pool import RenderPool  # noqa: E402
 from ._render import render, render_callback  # noqa: E402
 
 _alias_renderer_agg_lock(lock)
@@ -30,8 +31,11 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT",
     "LockTimeout",
+    "RenderPool",
+    "RenderTimeout",
     "SafeplotWarning",
     "UnlockedPyplotError",
+    "WorkerCrashed",
     "configure",
     "guard",
     "lock",

@@ -48,3 +48,63 @@ class UnlockedPyplotError(RuntimeError):
     endpoint) under ``safeplot.asgi.SafeplotMiddleware``, where waiting for
     the lock would stall every request.
     """
+
+
+class RenderTimeout(TimeoutError):
+    """A :class:`safeplot.RenderPool` job ran past the pool's ``time_limit``.
+
+    ``callback`` names the callback (``module.qualname``) and ``time_limit``
+    is the limit in seconds.  The worker that ran it was stopped and a new one
+    started; other jobs are not affected.  Pickles with its attributes.
+    """
+
+    def __init__(self, callback: str, time_limit: float) -> None:
+        super().__init__()
+        self.args = (callback, time_limit)  # rebuilt from its args, like LockTimeout
+        self.callback = callback
+        self.time_limit = time_limit
+
+    def __str__(self) -> str:
+        return (
+            f"{self.callback} ran past the RenderPool's time limit of {self.time_limit:g} s; "
+            "its worker was stopped and replaced"
+        )
+
+    def __reduce__(self) -> tuple[type[RenderTimeout], tuple[str, float]]:
+        return (type(self), (self.callback, self.time_limit))
+
+
+class WorkerCrashed(RuntimeError):
+    """The :class:`safeplot.RenderPool` worker running a job died (a segfault, ``os._exit``, the OOM killer).
+
+    ``callback`` names the job's callback; ``exitcode`` is the worker's exit
+    code, negative for the signal that killed it (``-11``: SIGSEGV), None if
+    unknown.  Only that job fails; a new worker takes the dead one's place.
+    Pickles with its attributes.
+    """
+
+    def __init__(self, callback: str, exitcode: int | None) -> None:
+        super().__init__(callback, exitcode)
+        self.callback = callback
+        self.exitcode = exitcode
+
+    def __str__(self) -> str:
+        if self.exitcode is None:
+            how = "for an unknown reason"
+        elif self.exitcode < 0:
+            how = f"killed by signal {_signal_name(-self.exitcode)}"
+        else:
+            how = f"with exit code {self.exitcode}"
+        return f"the RenderPool worker running {self.callback} died {how}"
+
+    def __reduce__(self) -> tuple[type[WorkerCrashed], tuple[str, int | None]]:
+        return (type(self), (self.callback, self.exitcode))
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)

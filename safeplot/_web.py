@@ -9,7 +9,9 @@ sent while that group holds the lock.
 
 from __future__ import annotations
 
+import copy
 import functools
+import logging
 import math
 import sys
 import threading
@@ -20,7 +22,7 @@ from typing import Any, NamedTuple, TypeVar, Union
 from matplotlib.figure import Figure
 
 from ._compat import pool_job_frame
-from ._errors import LockTimeout, UnlockedPyplotError
+from ._errors import LockTimeout, RenderTimeout, UnlockedPyplotError, WorkerCrashed
 from ._group import (
     Frame,
     check_lockable,
@@ -32,7 +34,7 @@ from ._group import (
 )
 from ._guard import TOUCH, hooks
 from ._lock import DEFAULT, RequestEnded, TimeoutOption, lock, resolve_timeout, timeout_option
-from ._owners import JobOwner, RequestOwner, TaskOwner, current_runner
+from ._owners import JobOwner, RequestOwner, TaskOwner, current_request, current_runner
 from ._render import check_format, figure_drawn_by, mimetype, render
 
 T = TypeVar("T")
@@ -86,6 +88,45 @@ def lock_timeout_answer(error: LockTimeout) -> Answer:
     return Answer(503, "text/plain; charset=utf-8", headers, body)
 
 
+ANSWERED_ERRORS = (LockTimeout, RenderTimeout, WorkerCrashed)  # what the adapters turn into answers
+AnsweredError = Union[LockTimeout, RenderTimeout, WorkerCrashed]
+_logger = logging.getLogger("safeplot")
+
+
+def error_answer(error: AnsweredError) -> Answer:
+    """The text/plain answer for an error the adapters answer themselves.
+
+    :class:`LockTimeout` and :class:`RenderTimeout` (a RenderPool job past its
+    time limit) are a ``503`` with ``Retry-After``; :class:`WorkerCrashed` is a
+    ``500``, and is logged (at ERROR, on the ``safeplot`` logger) with its
+    traceback.
+    """
+    if isinstance(error, LockTimeout):
+        return lock_timeout_answer(error)
+    if isinstance(error, RenderTimeout):
+        return _plain_answer(503, f"503 Service Unavailable: {error}\n", [("Retry-After", "1")])
+    _logger.error("a plot's RenderPool worker died: %s", error, exc_info=error)
+    return _plain_answer(500, "500 Internal Server Error: the process drawing the plot died\n", [])
+
+
+def _plain_answer(status: int, text: str, headers: list[tuple[str, str]]) -> Answer:
+    body = text.encode()
+    headers = [*headers, ("Cache-Control", "no-store"), ("Content-Length", str(len(body)))]
+    return Answer(status, "text/plain; charset=utf-8", headers, body)
+
+
+_pool_failures: weakref.WeakKeyDictionary[RequestOwner, AnsweredError] = weakref.WeakKeyDictionary()
+
+
+def note_pool_failure(error: RenderTimeout | WorkerCrashed) -> None:
+    """Remember that a RenderPool job of the calling code's request failed, so that the middleware
+    answers for it even where the framework made its own 500 page of the error first."""
+    owner = current_request()
+    if owner is not None:
+        # A copy, without the traceback: its frames would keep the request (the key) alive.
+        _pool_failures[owner] = copy.copy(error)
+
+
 class ResponseKind(NamedTuple):
     """How one framework's responses are recognised and built from an :class:`Answer`."""
 
@@ -120,8 +161,8 @@ def plot_view(
         def respond(*args: Any, **kwargs: Any) -> Any:
             try:
                 return answer_in_group(*args, **kwargs)
-            except LockTimeout as error:
-                return kind.build(lock_timeout_answer(error))
+            except ANSWERED_ERRORS as error:
+                return kind.build(error_answer(error))
 
         return respond
 
@@ -184,6 +225,11 @@ class Request:
         self.started = False
         self.finished = False
         self._frame: Frame | None = None  # of the request's group, while one is open
+
+    @property
+    def pool_failure(self) -> AnsweredError | None:
+        """The RenderPool failure its code met, if any (see :func:`note_pool_failure`)."""
+        return _pool_failures.get(self.owner)
 
     @property
     def holds_lock(self) -> bool:

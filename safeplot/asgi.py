@@ -18,8 +18,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from . import _web
-from ._errors import LockTimeout
+from ._errors import RenderTimeout, WorkerCrashed
 from ._lock import DEFAULT, TimeoutOption, timeout_option
+from ._pool import RenderPool
 from ._render import check_format
 from ._render import render_callback as _render_callback
 
@@ -37,6 +38,7 @@ async def render_callback(
     *args: Any,
     format: str = "png",
     savefig_kwargs: dict[str, Any] | None = None,
+    pool: RenderPool | None = None,
     **kwargs: Any,
 ) -> bytes:
     """Await :func:`safeplot.render_callback` run in a worker thread: the event loop never waits for the lock.
@@ -44,16 +46,34 @@ async def render_callback(
     ``func(*args, **kwargs)`` runs in a ``locked()`` group in the loop's
     default thread pool (asyncio), or in anyio's worker threads under another
     loop (trio, with anyio installed); the bytes of the Figure it returns,
-    else of the current figure it opened, come back.
+    else of the current figure it opened, come back.  With ``pool`` (a
+    :class:`safeplot.RenderPool`), it runs in one of the pool's worker
+    processes instead, and the loop awaits the pool's future.
 
     On the bad path: if the awaiting task is cancelled, the thread still
     finishes its group (the lock is released and its figures closed) and its
-    result is dropped.  :class:`safeplot.LockTimeout` propagates, as do
-    ValueError for an unknown format or a callback that drew nothing, and the
-    callback's own exceptions.  RuntimeError outside a running event loop, or
-    under a loop other than asyncio's without anyio.
+    result is dropped; a pool's job is dropped (its worker stopped if it
+    runs).  :class:`safeplot.LockTimeout` propagates (with a pool,
+    :class:`safeplot.RenderTimeout`, :class:`safeplot.WorkerCrashed` and the
+    TypeError of a callback that cannot be pickled), as do ValueError for an
+    unknown format or a callback that drew nothing, and the callback's own
+    exceptions.  RuntimeError outside a running event loop, or under a loop
+    other than asyncio's without anyio.
     """
     check_format(format)
+    if pool is not None:
+        future = pool.submit(func, *args, format=format, savefig_kwargs=savefig_kwargs, **kwargs)
+        try:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                import anyio.to_thread  # under trio: a worker thread waits for the future, not the loop
+
+                return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+            return await asyncio.wrap_future(future)
+        except (RenderTimeout, WorkerCrashed) as error:
+            _web.note_pool_failure(error)  # the middleware answers for it, over a framework's 500 page
+            raise
     call = functools.partial(
         _render_callback, func, *args, format=format, savefig_kwargs=savefig_kwargs, **kwargs
     )
@@ -129,9 +149,14 @@ class SafeplotMiddleware:
             if replaced:
                 return  # the app's own page for the LockTimeout, after the 503 went out
             if message["type"] == "http.response.start":
-                if request.timed_out is not None:
+                # Over the app's own page: for a LockTimeout of the request's group, or for a
+                # RenderPool failure the framework made its 500 page of.
+                failure: _web.AnsweredError | None = request.timed_out
+                if failure is None and message.get("status") == 500:
+                    failure = request.pool_failure
+                if failure is not None:
                     replaced = True
-                    await _send_answer(send, _web.lock_timeout_answer(request.timed_out))
+                    await _send_answer(send, _web.error_answer(failure))
                     started = True
                     return
                 started = True
@@ -140,11 +165,11 @@ class SafeplotMiddleware:
         request.start()
         try:
             await self.app(scope, receive, send_unless_replaced)
-        except LockTimeout as error:
+        except _web.ANSWERED_ERRORS as error:
             if started and not replaced:
                 raise
             if not started:
-                await _send_answer(send, _web.lock_timeout_answer(error))
+                await _send_answer(send, _web.error_answer(error))
         finally:
             request.finish()
 

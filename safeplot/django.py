@@ -172,9 +172,10 @@ class SafeplotMiddleware:
         return self._after_group(request, pyplot_request, response)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        """A LockTimeout from the view becomes the 503 (and is not logged as a server error)."""
-        if isinstance(exception, LockTimeout):
-            return _to_response(_web.lock_timeout_answer(exception))
+        """A LockTimeout (or a RenderPool job past its time limit) from the view becomes the 503, a
+        RenderPool worker that died the logged 500 (neither is Django's own 500 page)."""
+        if isinstance(exception, _web.ANSWERED_ERRORS):
+            return _to_response(_web.error_answer(exception))
         return None
 
     def _after_group(

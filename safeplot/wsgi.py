@@ -203,9 +203,9 @@ class SafeplotMiddleware:
         request.start()
         try:
             iterable = self.app(environ, start_app_response)
-        except LockTimeout as error:
+        except _web.ANSWERED_ERRORS as error:
             request.finish()
-            return lock_timeout_response(error)(environ, start_response)
+            return _to_response(_web.error_answer(error))(environ, start_response)
         except BaseException:
             request.finish()
             raise

@@ -23,6 +23,7 @@ LEVELS = {
     "_group": 4,
     "_encode": 5,
     "_render": 5,
+    "_pool": 6,
     "_web": 6,
     "wsgi": 7,
     "django": 7,

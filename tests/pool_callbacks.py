@@ -1,0 +1,47 @@
+"""Legacy callbacks for the RenderPool tests: module-level, so that workers can import them by name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from tests.plots import draw
+
+
+class ChartError(Exception):
+    """A callback's own exception type, which must come back as itself."""
+
+
+def legacy(kind: str, seed: int) -> None:
+    draw(kind, seed)  # leaves its figure open, as legacy code does
+
+
+def legacy_noting_pid(seed: int, folder: str) -> None:
+    (Path(folder) / f"{seed}.pid").write_text(str(os.getpid()))
+    draw("line", seed)
+
+
+def endless(seed: int) -> None:
+    plt.figure()
+    plt.plot([seed, 1])
+    while True:  # a runaway render: only stopping its process ends it
+        time.sleep(0.05)
+
+
+def exits(code: int) -> None:
+    plt.figure()
+    os._exit(code)
+
+
+def segfaults() -> None:
+    plt.figure()
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def fails(message: str) -> None:
+    plt.figure()
+    raise ChartError(message)
