@@ -7,26 +7,31 @@ Routes:
     /                       a page of plots, fetched concurrently by the browser
     /legacy/<kind>.png      unchanged legacy `def` endpoints (plt calls, savefig into a Response,
                             no plt.close); SafeplotMiddleware alone makes them safe
-    /report/<seed>.png      an `async def` endpoint awaiting safeplot.asgi.render_callback
+    /report/<seed>.png      an `async def` endpoint awaiting safeplot.asgi.render_callback, rendered
+                            by a safeplot.RenderPool of worker processes (every core, a hard time
+                            limit) started and stopped with the app (its lifespan)
     /healthz                `async def`, "ok", never touches pyplot
     /stats                  JSON of safeplot.stats() and the number of open figures
 
 A plotting request waits at most 10 s for the plotting lock, then answers 503
-(SAFEPLOT_TIMEOUT in the environment sets another limit).
+(SAFEPLOT_TIMEOUT in the environment sets another limit); a report that renders
+for longer than 30 s in the pool answers 503 too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import uvicorn
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 import safeplot
@@ -35,7 +40,16 @@ from safeplot.asgi import SafeplotMiddleware, render_callback
 TIMEOUT = float(os.environ.get("SAFEPLOT_TIMEOUT", "10"))
 LEGACY_KINDS = ("line", "bars", "scatter", "dark")
 
-app = FastAPI(title="safeplot example")
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """A pool of worker processes for the reports, for the app's lifetime."""
+    with safeplot.RenderPool(time_limit=30) as pool:  # one worker per usable CPU
+        app.state.pool = pool
+        yield
+
+
+app = FastAPI(title="safeplot example", lifespan=lifespan)
 app.add_middleware(SafeplotMiddleware, timeout=TIMEOUT)  # the one added line
 
 
@@ -75,9 +89,10 @@ def weekly_report(seed: int) -> None:
 
 
 @app.get("/report/{seed}.png")
-async def report(seed: int) -> Response:
-    """An async endpoint: the callback runs in a worker thread, the event loop never waits."""
-    png = await render_callback(weekly_report, seed)
+async def report(seed: int, request: Request) -> Response:
+    """An async endpoint: the callback runs in a worker process, the event loop never waits."""
+    # A client that runs no lifespan (a bare test transport) has no pool: a worker thread renders.
+    png = await render_callback(weekly_report, seed, pool=getattr(request.app.state, "pool", None))
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 

@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt
 
 from tests.plots import draw
 
+MARK = "fresh"  # a test sets it in its own process: a worker made by forking would inherit it
+
 
 class ChartError(Exception):
     """A callback's own exception type, which must come back as itself."""
@@ -45,3 +47,8 @@ def segfaults() -> None:
 def fails(message: str) -> None:
     plt.figure()
     raise ChartError(message)
+
+
+def marked() -> None:
+    plt.figure(figsize=(2, 1), dpi=50)
+    plt.title(f"mark: {MARK}")

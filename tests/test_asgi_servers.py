@@ -49,6 +49,7 @@ def test_16_clients_on_sync_and_async_endpoints_get_the_bytes_of_a_serial_run(ex
     assert stats["open_figures"] == 0 and stats["holder"] is None
 
 
+@pytest.mark.soak  # in nox -s soak (CI), to keep the default run short
 def test_async_healthz_answers_fast_while_plots_render(
     example: ServerProcess, report: Callable[[str], None]
 ) -> None:

@@ -39,6 +39,11 @@ from tests.conftest import ROOT
         ("bench_threads.py", ["safeplot/oo", "640x480          2"]),
         pytest.param("bench_window.py", ["window on", "window off", "on/off"], marks=pytest.mark.soak),
         pytest.param(
+            "bench_pool.py",
+            ["bytes equal to render_callback in-process: True", "pool / 1 thread", "worker RSS over"],
+            marks=[pytest.mark.soak, pytest.mark.slow(seconds=15)],
+        ),
+        pytest.param(
             "bench_celery.py",
             ["prefork -c 2", "threads -c 2", "x solo"],
             marks=[pytest.mark.soak, pytest.mark.slow(seconds=15)],

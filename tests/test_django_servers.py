@@ -12,7 +12,8 @@ from tests.servers import DJANGO_TEST_SITE, ServerProcess, django_server, fetch,
 
 pytest.importorskip("django")
 
-SERVERS = ("runserver", "gunicorn")
+# gunicorn gthread in nox -s soak (CI), to keep the default run short.
+SERVERS = ("runserver", pytest.param("gunicorn", marks=pytest.mark.soak))
 EXAMPLE_PLOTS = [f"/legacy/{kind}.png" for kind in ("line", "bars", "scatter", "dark")] + [
     "/report/1.png",
     "/report/2.png",

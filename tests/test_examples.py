@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import ROOT
 
 
+@pytest.mark.soak  # and in CI's wheel smoke run
 @pytest.mark.slow(seconds=4)
 def test_legacy_callback_example_reports_all_outputs_match() -> None:
     result = subprocess.run(

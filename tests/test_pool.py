@@ -68,6 +68,7 @@ def test_callbacks_that_cannot_be_pickled_fail_at_submit(pool: safeplot.RenderPo
         pool.submit(callbacks.legacy, "line", 1, format="bmpx")
 
 
+@pytest.mark.soak  # a pool of its own: in nox -s soak, to keep the default run short
 @pytest.mark.slow(seconds=6)
 def test_a_job_past_the_time_limit_fails_and_its_worker_is_replaced() -> None:
     with safeplot.RenderPool(1, time_limit=1.0) as pool:
@@ -98,6 +99,7 @@ def test_a_worker_that_dies_fails_only_its_job() -> None:
     assert str(segfaulted).endswith("segfaults died killed by signal SIGSEGV")
 
 
+@pytest.mark.soak  # a pool of its own: in nox -s soak, to keep the default run short
 @pytest.mark.slow(seconds=5)
 def test_max_tasks_per_child_recycles_workers(tmp_path: Path) -> None:
     with safeplot.RenderPool(1, max_tasks_per_child=2) as pool:
@@ -180,6 +182,7 @@ async def _call(app: Any) -> tuple[int, bytes, dict[bytes, bytes]]:
     return messages[0]["status"], b"".join(m.get("body", b"") for m in messages[1:]), headers
 
 
+@pytest.mark.soak  # a pool of its own: in nox -s soak, to keep the default run short
 @pytest.mark.slow(seconds=6)
 def test_the_asgi_middleware_answers_503_for_a_render_timeout_and_a_logged_500_for_a_crash(
     caplog: pytest.LogCaptureFixture,
@@ -223,3 +226,10 @@ def test_a_cancelled_future_of_a_queued_job_never_runs(pool: safeplot.RenderPool
     queued.cancel()
     concurrent.futures.wait(blockers, WAIT)
     assert queued.cancelled()
+
+
+def test_workers_are_not_forked_from_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = safeplot.render_callback(callbacks.marked)  # drawn with the module's own MARK
+    monkeypatch.setattr(callbacks, "MARK", "inherited from a forked server")
+    with safeplot.RenderPool(1) as pool:
+        assert pool.submit(callbacks.marked).result(WAIT) == expected

@@ -82,6 +82,7 @@ def test_werkzeug_threaded_server_under_load_matches_serial_render(server: Serve
     assert_load_served_correctly(server)
 
 
+@pytest.mark.soak  # in nox -s soak (CI), to keep the default run short
 @pytest.mark.slow(seconds=6)
 def test_gunicorn_two_preloaded_workers_under_load_match_serial_render() -> None:
     with gunicorn_server(workers=2) as running:
@@ -236,6 +237,7 @@ NO_GIL = not getattr(sys, "_is_gil_enabled", lambda: True)()
 MIMALLOC = "free-threaded CPython allocates with mimalloc: its RSS swings by megabytes between batches"
 
 
+@pytest.mark.soak  # in nox -s soak (CI), to keep the default run short
 @pytest.mark.skipif(NO_GIL, reason=MIMALLOC)
 @pytest.mark.slow(seconds=12)
 def test_rss_stays_flat_request_after_request(server: ServerProcess, report: Callable[[str], None]) -> None:
