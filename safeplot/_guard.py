@@ -263,10 +263,22 @@ def _unlocked_call(key: str, kind: str, args: tuple[Any, ...]) -> None:
         return
     if kind == TOUCH:
         return
+    if _selects_the_backend(key, args) and _compat.in_first_import(sys._getframe(2)):
+        return  # an app's import-time matplotlib.use("Agg"): set-up, not a plot drawn unlocked
     if hooks.serving and _mode != "raise":
         _report(key, kind, args, remedy=_NO_REQUEST_REMEDY, once=True)
     elif _mode != "off":
         _report(key, kind, args, remedy=_GUARD_REMEDY, once=_mode == "warn")
+
+
+_BACKEND_KEYS = frozenset({"backend", "backend_fallback"})
+
+
+def _selects_the_backend(key: str, args: tuple[Any, ...]) -> bool:
+    """Whether a reported call chooses the backend (``matplotlib.use``, ``switch_backend``, its rcParams)."""
+    if key == "pyplot.switch_backend":
+        return True
+    return key.startswith("rcParams.") and len(args) > 1 and args[1] in _BACKEND_KEYS
 
 
 _GUARD_REMEDY = "run it inside safeplot.locked()"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
+import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -18,7 +21,7 @@ from matplotlib.backends.backend_agg import RendererAgg
 import safeplot
 from safeplot._guard import hooks
 from safeplot.wsgi import SafeplotMiddleware
-from tests.conftest import run_python
+from tests.conftest import ROOT, run_python
 
 # Imported before any guard is on, as old modules do at their top.
 from matplotlib.pyplot import figure, gcf, plot  # isort: skip
@@ -228,3 +231,24 @@ def test_a_replacement_made_before_import_is_left_alone() -> None:
     result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "app <string>\n"
+
+
+def test_an_apps_import_time_backend_selection_is_not_reported(tmp_path: Path) -> None:
+    (tmp_path / "legacy_settings.py").write_text(
+        'import matplotlib\nmatplotlib.use("Agg")\nmatplotlib.rcParams["backend"] = "Agg"\n'
+        'import matplotlib.pyplot as plt\nplt.switch_backend("agg")\n'
+    )
+    code = (
+        "import warnings, safeplot, matplotlib\n"
+        "warnings.simplefilter('always')\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    import legacy_settings\n"
+        "    matplotlib.use('Agg')  # later, at run time: it closes every figure, so it is reported\n"
+        "print(repr([str(w.message) for w in caught if isinstance(w.message, safeplot.SafeplotWarning)]))\n"
+    )
+    result = run_python(
+        code, env={"SAFEPLOT_GUARD": "warn", "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    )
+    assert result.returncode == 0, result.stderr
+    reports = ast.literal_eval(result.stdout.strip())
+    assert len(reports) == 1 and " at <string>:5;" in reports[0], reports  # only the run-time call
