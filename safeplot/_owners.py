@@ -24,6 +24,7 @@ from __future__ import annotations
 import _thread
 import contextlib
 import contextvars
+import copy
 import sys
 import threading
 import weakref
@@ -162,6 +163,14 @@ class GreenletRunner(Runner):
         frame: FrameType | None = glet.gr_frame  # where it switched out (None: not started)
         return frame
 
+    def activity(self) -> str:
+        """As :meth:`Runner.activity`; a greenlet running now in another OS thread (a threadpool's)
+        shows no frame, and is busy."""
+        glet = self._greenlet()
+        if current_runner() is not self and glet is not None and glet and glet.gr_frame is None:
+            return _compat.BUSY  # started, not dead, switched in elsewhere
+        return super().activity()
+
 
 class _ThreadRunners(threading.local):
     def __init__(self) -> None:
@@ -231,6 +240,7 @@ class RequestOwner(Owner):
         "begin_group",
         "end_requested",
         "ended",
+        "failure",
         "label",
         "loop_thread",
         "timeout",
@@ -252,6 +262,7 @@ class RequestOwner(Owner):
         # registries), put back when it takes the turn again (see _group.switch_turn).
         self.views: dict[Runner, Any] = {}
         self.end_requested = False  # it has ended while one of its threads was at work
+        self.failure: BaseException | None = None  # a RenderPool failure its code met (see note_failure)
         # The middleware's timeout: what its code's groups wait at most, too (None: the configured
         # default; a wait of no limit is (None,)).
         self.timeout: tuple[float | None] | None = None
@@ -267,6 +278,14 @@ class RequestOwner(Owner):
         turn = self.turn
         where = f" in thread {turn.name!r}" if turn is not None else ""
         return f"request {self.label!r}{where}"
+
+    def note_failure(self, error: BaseException) -> None:
+        """Remember a RenderPool failure of this request's code, for its middleware to answer for.
+
+        A copy is kept, without the traceback the error gets once raised
+        (its frames would tie this owner into a reference cycle).
+        """
+        self.failure = copy.copy(error)
 
     def ended_message(self) -> str:
         """What code the request left running is told when it touches matplotlib after the response."""

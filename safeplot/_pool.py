@@ -21,15 +21,20 @@ with forkserver where the platform has it, else spawn: never by forking the
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 import pickle
 import threading
+import traceback
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import pebble
 
 from ._errors import RenderTimeout, WorkerCrashed
+from ._owners import RequestOwner, current_request
 from ._render import check_format
 
 __all__ = ["RenderPool"]
@@ -65,12 +70,29 @@ def _run_job(job: bytes) -> bytes:
     import safeplot
 
     func, args, kwargs, fmt, savefig_kwargs = pickle.loads(job)
-    return safeplot.render_callback(func, *args, format=fmt, savefig_kwargs=savefig_kwargs, **kwargs)
+    try:
+        return safeplot.render_callback(func, *args, format=fmt, savefig_kwargs=savefig_kwargs, **kwargs)
+    except Exception as error:
+        try:
+            pickle.loads(pickle.dumps(error))
+        except Exception:  # it would break the pool on its way back: send what can travel
+            text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            raise RuntimeError(
+                f"{type(error).__module__}.{type(error).__qualname__} (which cannot be pickled) "
+                f"from {_callback_name(func)}: {error}\n{text}"
+            ) from None
+        raise
 
 
 def _is_pebbles_timeout(error: BaseException) -> bool:
-    """Whether pebble stopped the job for its timeout (not a TimeoutError the callback raised)."""
-    return type(error) is concurrent.futures.TimeoutError and error.args[:1] == ("Task timeout",)
+    """Whether pebble stopped the job for its timeout (not a TimeoutError the callback raised, which
+    comes with the worker's traceback as its cause)."""
+    return (
+        type(error) is concurrent.futures.TimeoutError
+        and error.args[:1] == ("Task timeout",)
+        and len(error.args) == 2
+        and error.__cause__ is None
+    )
 
 
 def _callback_name(func: Callable[..., Any]) -> str:
@@ -85,6 +107,20 @@ def _check_positive(value: object, name: str, *, integer: bool) -> None:
         raise TypeError(f"{name} must be {what} or None, not {value!r}")
     if not value > 0:  # NaN too
         raise ValueError(f"{name} must be > 0 or None, not {value!r}")
+
+
+class _Job:
+    """One submitted job: its future, what a worker gets, the request it was made for."""
+
+    __slots__ = ("future", "name", "owner", "payload", "pool", "scheduled")
+
+    def __init__(self, payload: bytes, name: str, owner: RequestOwner | None) -> None:
+        self.future: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+        self.payload = payload
+        self.name = name
+        self.owner = owner
+        self.scheduled: concurrent.futures.Future[bytes] | None = None
+        self.pool: pebble.ProcessPool | None = None  # the pebble pool it was handed to
 
 
 class RenderPool(concurrent.futures.Executor):
@@ -103,10 +139,15 @@ class RenderPool(concurrent.futures.Executor):
     process changed at run time.  A callback is pickled by reference, so it
     must be importable by name: a module-level function (in a script run
     directly, one defined at its top level, with the script's work under
-    ``if __name__ == "__main__":``, as multiprocessing needs).
+    ``if __name__ == "__main__":``, as multiprocessing needs; a function
+    defined in a notebook's ``__main__`` cannot be found by a worker, and its
+    job fails with the worker's AttributeError).
 
-    Use it as a context manager, or call :meth:`shutdown`; :meth:`map` comes
-    from ``Executor``.
+    Jobs wait in the pool's own queue until a worker is free, so a queued job
+    whose future is cancelled never runs; as with every Executor, a running
+    job's future cannot be cancelled (``time_limit`` bounds it).  Use the pool
+    as a context manager, or call :meth:`shutdown`; :meth:`map` comes from
+    ``Executor``.
     """
 
     def __init__(
@@ -126,10 +167,16 @@ class RenderPool(concurrent.futures.Executor):
         self.time_limit = None if time_limit is None else float(time_limit)
         self.max_tasks_per_child = max_tasks_per_child
         self._shutdown = False
-        self._shutdown_lock = threading.Lock()
-        self._pool = pebble.ProcessPool(
+        self._stopping = False  # shutdown(cancel_futures=True) is stopping the running jobs
+        self._mutex = threading.Lock()  # guards the queue, the running jobs and the pebble pool
+        self._queue: deque[_Job] = deque()
+        self._running: set[_Job] = set()
+        self._pool = self._new_workers()
+
+    def _new_workers(self) -> pebble.ProcessPool:
+        return pebble.ProcessPool(
             max_workers=self.processes,
-            max_tasks=max_tasks_per_child or 0,
+            max_tasks=self.max_tasks_per_child or 0,
             initializer=_start_worker,
             context=_start_method(),
         )
@@ -154,70 +201,113 @@ class RenderPool(concurrent.futures.Executor):
         RuntimeError after :meth:`shutdown`; ValueError for an unknown format;
         TypeError, naming the callback, when the callback or its arguments
         cannot be pickled (a lambda, a nested function).  Bad path, from the
-        future: the callback's own exception, with its type;
-        :class:`safeplot.RenderTimeout` past ``time_limit``;
-        :class:`safeplot.WorkerCrashed` when the worker died.
+        future: the callback's own exception, with its type (one that cannot
+        be pickled comes back as a RuntimeError naming it, with its
+        traceback); :class:`safeplot.RenderTimeout` past ``time_limit``;
+        :class:`safeplot.WorkerCrashed` when the worker died; CancelledError
+        for a job :meth:`shutdown` with ``cancel_futures`` stopped.
         """
         name = _callback_name(func)
         fmt = check_format(format)
         try:
-            job = pickle.dumps((func, args, kwargs, fmt, savefig_kwargs))
+            payload = pickle.dumps((func, args, kwargs, fmt, savefig_kwargs))
         except Exception as error:  # PicklingError, AttributeError, TypeError: all mean the same here
             raise TypeError(
                 f"RenderPool cannot send {name} to a worker: a callback and its arguments must be "
                 f"picklable (a module-level function, not a lambda or a nested function): {error}"
             ) from error
-        with self._shutdown_lock:
+        owner = current_request()
+        job = _Job(payload, name, owner if owner is not None and not owner.ended else None)
+        with self._mutex:
             if self._shutdown:
                 raise RuntimeError("cannot submit a job to a RenderPool after shutdown()")
-            scheduled = self._pool.schedule(_run_job, args=(job,), timeout=self.time_limit)
-        return self._translated(scheduled, name)
+            self._queue.append(job)
+            self._dispatch()
+        return job.future
 
-    def _translated(
-        self, scheduled: concurrent.futures.Future[bytes], name: str
-    ) -> concurrent.futures.Future[bytes]:
-        """A future that gives what ``scheduled`` gives, with pebble's errors as safeplot's."""
-        future: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+    def _dispatch(self) -> None:
+        """Hand queued jobs to free workers (the mutex held); a cancelled one is dropped.
 
-        def settle(done: concurrent.futures.Future[bytes]) -> None:
-            if done.cancelled():
-                future.cancel()
-                future.set_running_or_notify_cancel()
-                return
-            error = done.exception()
+        Queued jobs go on to workers after :meth:`shutdown` too, unless it cancelled them.
+        """
+        while self._queue and len(self._running) < self.processes:
+            job = self._queue.popleft()
+            if not job.future.set_running_or_notify_cancel():
+                continue  # cancelled while it waited
+            try:
+                job.scheduled = self._pool.schedule(_run_job, args=(job.payload,), timeout=self.time_limit)
+            except RuntimeError:  # pebble's pool broke (a worker died while idle): start anew
+                self._replace_workers()
+                job.scheduled = self._pool.schedule(_run_job, args=(job.payload,), timeout=self.time_limit)
+            job.pool = self._pool
+            self._running.add(job)
+            job.scheduled.add_done_callback(functools.partial(self._settle, job))
+
+    def _replace_workers(self) -> None:
+        """A fresh pebble pool in place of a broken one (the mutex held); the old one is reaped aside."""
+        broken, self._pool = self._pool, self._new_workers()
+        broken.stop()  # type: ignore[no-untyped-call]
+        threading.Thread(target=broken.join, name="safeplot-pool-reaper", daemon=True).start()
+
+    def _settle(self, job: _Job, done: concurrent.futures.Future[bytes]) -> None:
+        """Give ``job``'s future what its pebble future gave, with pebble's errors as safeplot's."""
+        error = None if done.cancelled() else done.exception()
+        broken = isinstance(error, BrokenProcessPool)
+        if done.cancelled() or (error is not None and self._stopping):
+            error = concurrent.futures.CancelledError()
+        elif isinstance(error, (pebble.ProcessExpired, BrokenProcessPool)):
+            error = WorkerCrashed(job.name, getattr(error, "exitcode", None))
+        elif self.time_limit is not None and error is not None and _is_pebbles_timeout(error):
+            error = RenderTimeout(job.name, self.time_limit)
+        if isinstance(error, (RenderTimeout, WorkerCrashed)) and job.owner is not None:
+            job.owner.note_failure(error)  # a web middleware answers for it, over a framework's 500 page
+        if not job.future.done():  # (a shutdown that stopped it has answered already)
             if error is None:
-                if future.set_running_or_notify_cancel():
-                    future.set_result(done.result())
-                return
-            if isinstance(error, pebble.ProcessExpired):
-                error = WorkerCrashed(name, getattr(error, "exitcode", None))
-            elif self.time_limit is not None and _is_pebbles_timeout(error):
-                error = RenderTimeout(name, self.time_limit)
-            if future.set_running_or_notify_cancel():
-                future.set_exception(error)
-
-        original_cancel = future.cancel
-
-        def cancel() -> bool:
-            scheduled.cancel()  # a queued job is dropped; a running one's worker is stopped
-            return original_cancel()
-
-        future.cancel = cancel  # type: ignore[method-assign]
-        scheduled.add_done_callback(settle)
-        return future
+                job.future.set_result(done.result())
+            else:
+                job.future.set_exception(error)
+        with self._mutex:
+            self._running.discard(job)
+            if broken and job.pool is self._pool:
+                self._replace_workers()
+            self._dispatch()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking jobs; with ``wait``, return once the queued and running ones are done.
 
-        ``cancel_futures``: drop the jobs still queued (their futures are
-        cancelled), and stop the running ones at once.  Calling it again does
-        nothing more.
+        ``cancel_futures``: cancel the futures of the jobs still queued, and
+        stop the running ones at once (their futures raise CancelledError).
+        Without ``wait``, the rest happens in the background.  Calling it
+        again does nothing more.
         """
-        with self._shutdown_lock:
+        with self._mutex:
             self._shutdown = True
-        if cancel_futures:
-            self._pool.stop()  # type: ignore[no-untyped-call]
-        else:
-            self._pool.close()  # type: ignore[no-untyped-call]
+            dropped: list[_Job] = []
+            stopped: list[_Job] = []
+            if cancel_futures:
+                dropped, stopped = list(self._queue), list(self._running)
+                self._queue.clear()
+                self._stopping = True
+            pending = [job.future for job in (*self._queue, *self._running)]
+        for job in dropped:
+            job.future.cancel()
+
+        def finish() -> None:
+            if cancel_futures:
+                with self._mutex:
+                    pool = self._pool
+                pool.stop()  # type: ignore[no-untyped-call]
+            else:
+                concurrent.futures.wait(pending)  # queued jobs still go to workers meanwhile
+                with self._mutex:
+                    pool = self._pool
+                pool.close()  # type: ignore[no-untyped-call]
+            pool.join()
+            for job in stopped:
+                if not job.future.done():
+                    job.future.set_exception(concurrent.futures.CancelledError())
+
         if wait:
-            self._pool.join()
+            finish()
+        else:
+            threading.Thread(target=finish, name="safeplot-pool-shutdown", daemon=True).start()

@@ -9,7 +9,6 @@ sent while that group holds the lock.
 
 from __future__ import annotations
 
-import copy
 import functools
 import logging
 import math
@@ -115,18 +114,6 @@ def _plain_answer(status: int, text: str, headers: list[tuple[str, str]]) -> Ans
     return Answer(status, "text/plain; charset=utf-8", headers, body)
 
 
-_pool_failures: weakref.WeakKeyDictionary[RequestOwner, AnsweredError] = weakref.WeakKeyDictionary()
-
-
-def note_pool_failure(error: RenderTimeout | WorkerCrashed) -> None:
-    """Remember that a RenderPool job of the calling code's request failed, so that the middleware
-    answers for it even where the framework made its own 500 page of the error first."""
-    owner = current_request()
-    if owner is not None:
-        # A copy, without the traceback: its frames would keep the request (the key) alive.
-        _pool_failures[owner] = copy.copy(error)
-
-
 class ResponseKind(NamedTuple):
     """How one framework's responses are recognised and built from an :class:`Answer`."""
 
@@ -193,6 +180,12 @@ def watch_unowned_code() -> Callable[[], None]:
     return functools.partial(hooks.unuse, request=True)
 
 
+def in_a_request() -> bool:
+    """Whether the calling code runs for a request (or task run) that has not ended."""
+    owner = current_request()
+    return owner is not None and not owner.ended
+
+
 class Request:
     """One request's pyplot use under a middleware: a group begun by its first touch of shared state.
 
@@ -228,8 +221,9 @@ class Request:
 
     @property
     def pool_failure(self) -> AnsweredError | None:
-        """The RenderPool failure its code met, if any (see :func:`note_pool_failure`)."""
-        return _pool_failures.get(self.owner)
+        """The RenderPool failure its code met, if any (a job it submitted timed out or crashed)."""
+        failure = self.owner.failure
+        return failure if isinstance(failure, (RenderTimeout, WorkerCrashed)) else None
 
     @property
     def holds_lock(self) -> bool:

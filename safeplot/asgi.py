@@ -11,6 +11,7 @@ anyio if it is installed.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import inspect
@@ -18,7 +19,6 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from . import _web
-from ._errors import RenderTimeout, WorkerCrashed
 from ._lock import DEFAULT, TimeoutOption, timeout_option
 from ._pool import RenderPool
 from ._render import check_format
@@ -52,8 +52,9 @@ async def render_callback(
 
     On the bad path: if the awaiting task is cancelled, the thread still
     finishes its group (the lock is released and its figures closed) and its
-    result is dropped; a pool's job is dropped (its worker stopped if it
-    runs).  :class:`safeplot.LockTimeout` propagates (with a pool,
+    result is dropped; a pool's job still queued is dropped, one running
+    finishes (within the pool's ``time_limit``) and its result is dropped.
+    :class:`safeplot.LockTimeout` propagates (with a pool,
     :class:`safeplot.RenderTimeout`, :class:`safeplot.WorkerCrashed` and the
     TypeError of a callback that cannot be pickled), as do ValueError for an
     unknown format or a callback that drew nothing, and the callback's own
@@ -64,16 +65,10 @@ async def render_callback(
     if pool is not None:
         future = pool.submit(func, *args, format=format, savefig_kwargs=savefig_kwargs, **kwargs)
         try:
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                import anyio.to_thread  # under trio: a worker thread waits for the future, not the loop
-
-                return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
-            return await asyncio.wrap_future(future)
-        except (RenderTimeout, WorkerCrashed) as error:
-            _web.note_pool_failure(error)  # the middleware answers for it, over a framework's 500 page
-            raise
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return await _await_under_anyio(future)
+        return await asyncio.wrap_future(future)
     call = functools.partial(
         _render_callback, func, *args, format=format, savefig_kwargs=savefig_kwargs, **kwargs
     )
@@ -95,6 +90,20 @@ async def render_callback(
     if "abandon_on_cancel" in inspect.signature(anyio.to_thread.run_sync).parameters:
         return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
     return await anyio.to_thread.run_sync(call, cancellable=True)  # anyio < 4.1
+
+
+async def _await_under_anyio(future: concurrent.futures.Future[bytes]) -> bytes:
+    """Await a pool's future under a loop other than asyncio's (trio): a worker thread waits for it."""
+    import anyio
+    import anyio.to_thread
+
+    try:
+        if "abandon_on_cancel" in inspect.signature(anyio.to_thread.run_sync).parameters:
+            return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+        return await anyio.to_thread.run_sync(future.result, cancellable=True)  # anyio < 4.1
+    except anyio.get_cancelled_exc_class():
+        future.cancel()  # a queued job is dropped
+        raise
 
 
 class SafeplotMiddleware:

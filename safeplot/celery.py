@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from . import _web
-from ._lock import DEFAULT, TimeoutOption, timeout_option
+from ._lock import DEFAULT, TimeoutOption, lock, timeout_option
 
 __all__ = ["TIMEOUT_SETTING", "SafeplotTask"]
 
@@ -73,7 +73,15 @@ class SafeplotTask(Task):  # type: ignore[misc]  # Celery ships no type informat
         return timeout_option(setting, name=f"app.conf.{TIMEOUT_SETTING}")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the task's body as one group (Celery's worker calls this before storing the result)."""
+        """Run the task's body as one group (Celery's worker calls this before storing the result).
+
+        A run called from code that already holds the lock or runs for a
+        request or another task run (a task called directly, or applied
+        eagerly, inside one) runs in that hold: a group of its own would wait
+        for its caller.
+        """
+        if lock.is_owned() or _web.in_a_request():
+            return super().__call__(*args, **kwargs)
         run = _web.Request(f"{self.name}[{self.request.id}]", self.safeplot_wait(), task=True)
         run.start()
         try:

@@ -187,9 +187,15 @@ class SafeplotMiddleware:
         request = _web.Request(label, self.timeout)
         written: list[bytes] = []
 
+        replaced: list[_web.AnsweredError] = []
+
         def start_app_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            if request.timed_out is not None:
-                return lambda data: None  # the app's own error page is replaced by a 503 below
+            failure: _web.AnsweredError | None = request.timed_out
+            if failure is None and status.startswith("500"):
+                failure = request.pool_failure  # a framework's 500 page for a RenderPool failure
+            if failure is not None:
+                replaced[:] = [failure]
+                return lambda data: None  # the app's own error page is replaced below
             write = start_response(status, headers, exc_info)
 
             def write_unless_locked(data: bytes) -> None:
@@ -210,7 +216,8 @@ class SafeplotMiddleware:
             request.finish()
             raise
         body = _Body(iterable, request, written, start_response)
-        if request.timed_out is not None:
+        failure = replaced[0] if replaced else request.timed_out
+        if failure is not None:
             body.close()
-            return lock_timeout_response(request.timed_out)(environ, start_response)
+            return _to_response(_web.error_answer(failure))(environ, start_response)
         return body

@@ -52,3 +52,28 @@ def fails(message: str) -> None:
 def marked() -> None:
     plt.figure(figsize=(2, 1), dpi=50)
     plt.title(f"mark: {MARK}")
+
+
+class StubbornError(Exception):
+    """An exception that cannot be rebuilt from its args (pickle fails on the way back)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+
+
+def fails_stubbornly() -> None:
+    plt.figure()
+    raise StubbornError(502, "upstream")
+
+
+def times_out_by_itself() -> None:
+    plt.figure()
+    raise TimeoutError("Task timeout", 5)  # the callback's own, worded as pebble words its limit
+
+
+def waits_for(path: str, seed: int, folder: str) -> None:
+    """Notes its pid, then draws once ``path`` exists (a job that runs until the test lets it finish)."""
+    (Path(folder) / f"{seed}.pid").write_text(str(os.getpid()))
+    while not Path(path).exists():
+        time.sleep(0.01)
+    draw("line", seed)

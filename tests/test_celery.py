@@ -190,3 +190,21 @@ def test_import_without_celery_explains_the_extra() -> None:
         "ImportError: safeplot.celery needs Celery >= 5.3; install it with: pip install 'safeplot[celery]'"
         in result.stderr
     )
+
+
+def test_a_task_run_inside_a_hold_or_another_run_nests_in_it(app: Celery) -> None:
+    app.conf.safeplot_timeout = 5  # a run that waited for its caller would fail after this
+
+    @app.task
+    def inner(seed: int) -> bytes:
+        return draw_and_save("line", seed, "png")
+
+    @app.task
+    def outer() -> list[bytes]:
+        plt.figure()
+        return [inner(1), inner.delay(2).get(disable_sync_subtasks=False)]  # direct, and eager
+
+    assert outer.delay().get() == [serial("line", 1), serial("line", 2)]
+    with safeplot.locked():
+        assert inner.delay(3).get() == serial("line", 3)
+    assert Gcf.figs == {}

@@ -10,6 +10,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -40,22 +41,22 @@ class Worker:
         self.pool = pool
 
 
-@pytest.fixture(
-    scope="session",  # made once a test process even when other modules' tests run in between
-    params=[
-        ("threads", 4),
-        pytest.param(("prefork", 2), marks=pytest.mark.soak),
-        pytest.param(("solo", 1), marks=pytest.mark.soak),
-        pytest.param(("gevent", 8), marks=pytest.mark.soak),
-        pytest.param(("eventlet", 8), marks=pytest.mark.soak),
-    ],
-    ids=lambda param: param[0],
-)
+CONCURRENCY = {"threads": 4, "prefork": 2, "solo": 1, "gevent": 8, "eventlet": 8}
+IN_EVERY_RUN = ("threads",)  # the other pools run in nox -s soak (CI)
+
+
+def pools(*names: str) -> list[Any]:
+    """Parameters for the ``worker`` fixture: these pools, the ones beyond IN_EVERY_RUN marked soak."""
+    return [name if name in IN_EVERY_RUN else pytest.param(name, marks=pytest.mark.soak) for name in names]
+
+
+# Made once a test process per pool, even when other modules' tests run in between.
+@pytest.fixture(scope="session")
 def worker(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Worker]:
-    pool, concurrency = request.param
-    if pool == "eventlet":
-        pytest.importorskip("eventlet")
-    with celery_worker(redis_url, pool, concurrency) as process:
+    pool = request.param
+    if pool in ("gevent", "eventlet"):
+        pytest.importorskip(pool)  # no free-threaded wheels: the free-threaded row goes without
+    with celery_worker(redis_url, pool, CONCURRENCY[pool]) as process:
         yield Worker(process, pool)
 
 
@@ -64,6 +65,7 @@ def serial(kind: str, seed: int) -> bytes:
         return draw_and_save(kind, seed, "png")
 
 
+@pytest.mark.parametrize("worker", pools(*CONCURRENCY), indirect=True)
 @pytest.mark.slow(seconds=8)
 def test_plot_tasks_after_a_style_switching_one_equal_a_serial_render(worker: Worker) -> None:
     from tests import celery_site
@@ -78,11 +80,12 @@ def test_plot_tasks_after_a_style_switching_one_equal_a_serial_render(worker: Wo
 
 
 @pytest.mark.slow(seconds=4)
+@pytest.mark.parametrize(
+    "worker", pools("threads", "gevent", "eventlet"), indirect=True
+)  # tasks side by side
 def test_a_task_that_waits_past_its_timeout_fails_with_lock_timeout(worker: Worker) -> None:
     from tests import celery_site
 
-    if worker.pool in ("prefork", "solo"):
-        pytest.skip("each process runs one task at a time: no task of the process waits beside the holder")
     key = f"release-{uuid.uuid4().hex}"
     holder = celery_site.hold.delay(key)
     client = celery_site.app.backend.client
@@ -106,11 +109,10 @@ def test_a_task_that_waits_past_its_timeout_fails_with_lock_timeout(worker: Work
 
 @pytest.mark.soak
 @pytest.mark.slow(seconds=20)
+@pytest.mark.parametrize("worker", pools("prefork", "solo"), indirect=True)  # a process, one task at a time
 def test_300_tasks_that_never_close_their_figure_leave_none_open_and_bounded_memory(worker: Worker) -> None:
     from tests import celery_site
 
-    if worker.pool not in ("prefork", "solo"):
-        pytest.skip("measured on the pools whose processes run one task at a time")
     outputs = [result.get(timeout=300) for result in [celery_site.plot.delay("line", n) for n in range(300)]]
     assert max(out["open_before"] for out in outputs) == 0
     by_process: dict[int, list[int]] = {}

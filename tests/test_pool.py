@@ -233,3 +233,98 @@ def test_workers_are_not_forked_from_this_process(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(callbacks, "MARK", "inherited from a forked server")
     with safeplot.RenderPool(1) as pool:
         assert pool.submit(callbacks.marked).result(WAIT) == expected
+
+
+def test_an_exception_that_cannot_be_pickled_comes_back_named_and_the_pool_lives_on(
+    pool: safeplot.RenderPool,
+) -> None:
+    with pytest.raises(
+        RuntimeError, match=r"tests\.pool_callbacks\.StubbornError \(which cannot be pickled\)"
+    ):
+        pool.submit(callbacks.fails_stubbornly).result(WAIT)
+    with pytest.raises(
+        TimeoutError, match="Task timeout"
+    ) as raised:  # the callback's own: not a RenderTimeout
+        pool.submit(callbacks.times_out_by_itself).result(WAIT)
+    assert not isinstance(raised.value, safeplot.RenderTimeout)
+    assert pool.submit(callbacks.legacy, "line", 1).result(WAIT) == in_process("line", 1)
+
+
+@pytest.mark.slow(seconds=4)
+def test_a_queued_job_whose_future_is_cancelled_never_runs(tmp_path: Path) -> None:
+    gate = tmp_path / "go"
+    with safeplot.RenderPool(1) as pool:
+        running = pool.submit(callbacks.waits_for, str(gate), 1, str(tmp_path))
+        queued = pool.submit(callbacks.waits_for, str(gate), 2, str(tmp_path))
+        assert queued.cancel()
+        gate.touch()
+        running.result(WAIT)
+    assert queued.cancelled() and not (tmp_path / "2.pid").exists()
+
+
+@pytest.mark.soak
+@pytest.mark.slow(seconds=6)
+def test_shutdown_with_cancel_futures_stops_running_and_queued_jobs(tmp_path: Path) -> None:
+    pool = safeplot.RenderPool(1)
+    running = pool.submit(callbacks.waits_for, str(tmp_path / "never"), 1, str(tmp_path))
+    queued = pool.submit(callbacks.legacy, "line", 2)
+    while not (tmp_path / "1.pid").exists():  # the worker has the first job
+        assert not running.done()
+        time.sleep(0.01)  # another process's progress: a file to look for, nothing to wait on
+    started = time.monotonic()
+    pool.shutdown(cancel_futures=True)
+    assert time.monotonic() - started < 30
+    assert queued.cancelled()
+    with pytest.raises(concurrent.futures.CancelledError):
+        running.result(0)
+
+
+@pytest.mark.soak
+@pytest.mark.slow(seconds=6)
+def test_a_worker_killed_while_idle_does_not_break_the_pool(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    with safeplot.RenderPool(1) as pool:
+        pool.submit(callbacks.legacy_noting_pid, 1, str(tmp_path)).result(WAIT)
+        os.kill(int((tmp_path / "1.pid").read_text()), signal.SIGKILL)  # the OOM killer, say
+        outcomes = []
+        for seed in range(2, 5):
+            try:
+                outcomes.append(
+                    pool.submit(callbacks.legacy, "bar", seed).result(WAIT) == in_process("bar", seed)
+                )
+            except safeplot.WorkerCrashed:  # the job handed over as the death was noticed
+                outcomes.append("crashed")
+    assert outcomes[-2:] == [True, True], outcomes
+
+
+@pytest.mark.soak
+@pytest.mark.slow(seconds=6)
+def test_a_flask_view_waiting_on_a_pool_job_answers_503_or_500_under_the_wsgi_middleware(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import flask
+    from werkzeug.test import Client
+
+    from safeplot.wsgi import SafeplotMiddleware as WsgiMiddleware
+
+    with safeplot.RenderPool(1, time_limit=1.0) as pool:
+        web = flask.Flask(__name__)
+
+        @web.route("/slow")
+        def slow() -> bytes:
+            return pool.submit(callbacks.endless, 1).result(WAIT)
+
+        @web.route("/crash")
+        def crash() -> bytes:
+            return pool.submit(callbacks.exits, 5).result(WAIT)
+
+        web.wsgi_app = WsgiMiddleware(web.wsgi_app)  # type: ignore[method-assign]
+        client = Client(web)
+        with caplog.at_level(logging.ERROR, logger="safeplot"):
+            slow_reply, crash_reply = client.get("/slow"), client.get("/crash")
+    assert slow_reply.status_code == 503 and slow_reply.headers["Retry-After"] == "1"
+    assert slow_reply.get_data().startswith(b"503 Service Unavailable: tests.pool_callbacks.endless ran past")
+    assert crash_reply.status_code == 500 and crash_reply.mimetype == "text/plain"
+    assert any("pool_callbacks.exits died with exit code 5" in r.getMessage() for r in caplog.records)
