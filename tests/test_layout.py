@@ -30,6 +30,7 @@ LEVELS = {
     "asgi": 7,
     "celery": 7,
     "__init__": 8,
+    "_launcher": 8,
 }
 
 
