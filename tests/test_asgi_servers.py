@@ -36,6 +36,7 @@ def site() -> Iterator[ServerProcess]:
         yield server
 
 
+@pytest.mark.soak  # in nox -s soak (CI), to keep the default run short
 def test_16_clients_on_sync_and_async_endpoints_get_the_bytes_of_a_serial_run(example: ServerProcess) -> None:
     plots = SYNC_PLOTS + ASYNC_PLOTS
     serial = {path: fetch(example.base_url, path).body for path in plots}

@@ -81,8 +81,10 @@ def test_plot_tasks_after_a_style_switching_one_equal_a_serial_render(worker: Wo
 
 @pytest.mark.slow(seconds=4)
 @pytest.mark.parametrize(
-    "worker", pools("threads", "gevent", "eventlet"), indirect=True
-)  # tasks side by side
+    "worker",
+    [pytest.param(pool, marks=pytest.mark.soak) for pool in ("threads", "gevent", "eventlet")],
+    indirect=True,
+)  # pools that run tasks side by side; in nox -s soak (CI)
 def test_a_task_that_waits_past_its_timeout_fails_with_lock_timeout(worker: Worker) -> None:
     from tests import celery_site
 

@@ -72,6 +72,7 @@ def test_a_style_set_by_views_imported_in_the_first_request_holds_for_every_requ
     assert stats["open_figures"] == 0 and stats["holder"] is None
 
 
+@pytest.mark.soak  # in nox -s soak (CI), to keep the default run short
 @pytest.mark.slow(seconds=6)
 def test_async_views_awaiting_sync_to_async_are_covered_under_asgi(uvicorn: ServerProcess) -> None:
     paths = [f"/async/{seed}/{sensitive}.png" for seed in range(8) for sensitive in (1, 0)]

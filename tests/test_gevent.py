@@ -60,6 +60,7 @@ def test_greenlets_doing_io_mid_plot_get_the_bytes_of_a_serial_run(gevent_site: 
     assert stats["open_figures"] == 0 and stats["holder"] is None
 
 
+@pytest.mark.soak  # in nox -s soak (CI), to keep the default run short
 @pytest.mark.slow(seconds=4)
 def test_a_request_holding_the_lock_across_io_keeps_it_and_waiters_never_freeze_the_worker(
     gevent_site: ServerProcess,

@@ -83,6 +83,7 @@ def test_a_job_past_the_time_limit_fails_and_its_worker_is_replaced() -> None:
     assert "tests.pool_callbacks.endless ran past the RenderPool's time limit of 1 s" in str(raised.value)
 
 
+@pytest.mark.soak  # in nox -s soak (CI), to keep the default run short
 @pytest.mark.slow(seconds=8)
 def test_a_worker_that_dies_fails_only_its_job() -> None:
     with safeplot.RenderPool(2) as pool:

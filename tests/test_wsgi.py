@@ -230,6 +230,7 @@ def test_stuck_request_makes_waiters_503_then_recovers(faulty: tuple[FaultyApp, 
     assert Gcf.figs == {}
 
 
+@pytest.mark.soak  # in nox -s soak (CI), to keep the default run short
 @pytest.mark.slow(seconds=4)
 def test_client_disconnecting_mid_response_leaves_nothing_open() -> None:
     app = FaultyApp()
