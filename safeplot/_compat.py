@@ -339,6 +339,19 @@ def first_imports(frame: types.FrameType | None) -> tuple[types.FrameType, ...]:
     return tuple(found)
 
 
+_BACKEND_SWITCHES = frozenset({("matplotlib", "use"), ("matplotlib.pyplot", "switch_backend")})
+
+
+def in_backend_switch(frame: types.FrameType | None) -> bool:
+    """Whether ``frame`` runs inside ``matplotlib.use`` or ``pyplot.switch_backend`` (which calls
+    ``close("all")``, and on matplotlib < 3.6 is not itself one of the hooked functions)."""
+    while frame is not None:
+        if (frame.f_globals.get("__name__"), frame.f_code.co_name) in _BACKEND_SWITCHES:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def in_first_import(frame: types.FrameType | None) -> bool:
     """Whether ``frame`` runs (or is called by) a module's top-level code during its first import."""
     return bool(first_imports(frame))

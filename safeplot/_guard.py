@@ -263,7 +263,10 @@ def _unlocked_call(key: str, kind: str, args: tuple[Any, ...]) -> None:
         return
     if kind == TOUCH:
         return
-    if _selects_the_backend(key, args) and _compat.in_first_import(sys._getframe(2)):
+    caller = sys._getframe(2)
+    if (_selects_the_backend(key, args) or _compat.in_backend_switch(caller)) and _compat.in_first_import(
+        caller
+    ):
         return  # an app's import-time matplotlib.use("Agg"): set-up, not a plot drawn unlocked
     if hooks.serving and _mode != "raise":
         _report(key, kind, args, remedy=_NO_REQUEST_REMEDY, once=True)

@@ -63,10 +63,13 @@ def command_environment(options: argparse.Namespace, environ: dict[str, str]) ->
         env["SAFEPLOT_TIMEOUT"] = options.timeout
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != BOOTSTRAP_DIR]
     env["PYTHONPATH"] = os.pathsep.join([BOOTSTRAP_DIR, *paths])
-    # The programs of safeplot-run's own environment (a venv's python, flask, gunicorn) come first,
-    # so that `.venv/bin/safeplot-run flask ...` runs the venv's flask, which can import safeplot.
-    tools = os.path.dirname(sys.executable)
-    env["PATH"] = os.pathsep.join([tools, *(p for p in env.get("PATH", "").split(os.pathsep) if p != tools)])
+    # A virtual environment's programs (its python, flask, gunicorn) come first, so that
+    # `.venv/bin/safeplot-run flask ...` runs the venv's flask, which can import safeplot.
+    search = [p for p in env.get("PATH", os.defpath).split(os.pathsep) if p]
+    if sys.prefix != sys.base_prefix:
+        tools = os.path.dirname(sys.executable)
+        search = [tools, *(p for p in search if p != tools)]
+    env["PATH"] = os.pathsep.join(search)
     return env
 
 
@@ -74,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The ``safeplot-run`` command: replaces this process with COMMAND (never returns when it runs).
 
     Exits 2 with a usage message for bad flags or a bad ``--timeout``, and
-    127 when COMMAND is not found.
+    127 when COMMAND is not found.  A bad ``SAFEPLOT_GUARD`` or
+    ``SAFEPLOT_TIMEOUT`` in the environment stops it with the ValueError
+    ``import safeplot`` raises, before the command runs.
     """
     parser = _parser()
     options = parser.parse_args(argv)
@@ -82,11 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             check_timeout(float(options.timeout), name="--timeout")
         except ValueError as error:
-            parser.error(
-                str(error)
-                if "--timeout" in str(error)
-                else f"--timeout must be seconds or none, not {options.timeout!r}"
-            )
+            wording = f"--timeout must be seconds or none, not {options.timeout!r}"
+            parser.error(str(error) if "--timeout" in str(error) else wording)
     env = command_environment(options, dict(os.environ))
     program = shutil.which(options.command, path=env["PATH"])
     if program is None:
@@ -104,12 +106,14 @@ def bootstrap() -> None:
     """Import safeplot, and with ``SAFEPLOT_MIDDLEWARE=1`` put the middleware into apps as they are made.
 
     Called by the ``sitecustomize`` safeplot-run puts first on ``PYTHONPATH``.
-    A bad ``SAFEPLOT_*`` variable stops the process with its ValueError, as
-    ``import safeplot`` would.
+    A bad ``SAFEPLOT_*`` variable raises ValueError here, which Python's
+    ``site`` module prints ("Error in sitecustomize") before the process goes
+    on without safeplot; safeplot-run itself imports safeplot first, so it
+    refuses to start with them.
     """
     import safeplot  # noqa: F401  # forces Agg; reads SAFEPLOT_GUARD and SAFEPLOT_TIMEOUT
 
-    if os.environ.get(MIDDLEWARE_ENV, "").strip() in ("1", "true", "yes"):
+    if os.environ.get(MIDDLEWARE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
         install_after_import(
             {
                 "flask.app": _add_to_flask,
@@ -133,24 +137,36 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         if patch is None:
             return None
         for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
+            if isinstance(finder, _AfterImport) or not hasattr(finder, "find_spec"):
                 continue
             spec: importlib.machinery.ModuleSpec | None = finder.find_spec(fullname, path, target)
             if spec is not None:
                 break
         else:
             return None
-        loader = spec.loader
-        if loader is None or not hasattr(loader, "exec_module"):
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        execute = loader.exec_module
-
-        def exec_and_patch(module: types.ModuleType) -> None:
-            execute(module)
-            patch(module)
-
-        loader.exec_module = exec_and_patch  # type: ignore[method-assign]
+        spec.loader = _PatchingLoader(spec.loader, patch)  # this spec's own: loaders may be shared
         return spec
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    """A module's loader, then a patch of the module it executed; anything else goes to the loader."""
+
+    def __init__(self, loader: Any, patch: Callable[[types.ModuleType], None]) -> None:
+        self._loader = loader
+        self._patch = patch
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        module: types.ModuleType | None = self._loader.create_module(spec)
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        self._loader.exec_module(module)
+        self._patch(module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
 
 
 def install_after_import(patches: dict[str, Callable[[types.ModuleType], None]]) -> None:

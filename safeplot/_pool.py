@@ -168,6 +168,7 @@ class RenderPool(concurrent.futures.Executor):
         self.max_tasks_per_child = max_tasks_per_child
         self._shutdown = False
         self._stopping = False  # shutdown(cancel_futures=True) is stopping the running jobs
+        self._finisher: threading.Thread | None = None  # the thread that ends the pool after shutdown()
         self._mutex = threading.Lock()  # guards the queue, the running jobs and the pebble pool
         self._queue: deque[_Job] = deque()
         self._running: set[_Job] = set()
@@ -222,30 +223,60 @@ class RenderPool(concurrent.futures.Executor):
             if self._shutdown:
                 raise RuntimeError("cannot submit a job to a RenderPool after shutdown()")
             self._queue.append(job)
-            self._dispatch()
+            handed = self._dispatch()
+        self._watch(handed)
         return job.future
 
-    def _dispatch(self) -> None:
+    def _dispatch(self) -> list[_Job]:
         """Hand queued jobs to free workers (the mutex held); a cancelled one is dropped.
 
-        Queued jobs go on to workers after :meth:`shutdown` too, unless it cancelled them.
+        Returns the jobs handed over: the caller watches them (:meth:`_watch`)
+        once it has let go of the mutex, since a job done already would settle
+        at once.  Queued jobs go on to workers after :meth:`shutdown` too,
+        unless it cancelled them.  A job that cannot be handed over fails with
+        :class:`safeplot.WorkerCrashed` (no worker could start); the rest go on.
         """
+        handed: list[_Job] = []
         while self._queue and len(self._running) < self.processes:
             job = self._queue.popleft()
             if not job.future.set_running_or_notify_cancel():
                 continue  # cancelled while it waited
             try:
-                job.scheduled = self._pool.schedule(_run_job, args=(job.payload,), timeout=self.time_limit)
-            except RuntimeError:  # pebble's pool broke (a worker died while idle): start anew
-                self._replace_workers()
-                job.scheduled = self._pool.schedule(_run_job, args=(job.payload,), timeout=self.time_limit)
+                try:
+                    job.scheduled = self._pool.schedule(
+                        _run_job, args=(job.payload,), timeout=self.time_limit
+                    )
+                except RuntimeError:  # pebble's pool broke (a worker died while idle): start anew
+                    self._replace_workers()
+                    job.scheduled = self._pool.schedule(
+                        _run_job, args=(job.payload,), timeout=self.time_limit
+                    )
+            except BaseException as error:  # no worker can start (too many processes, no pipes)
+                crashed = WorkerCrashed(job.name, None)
+                crashed.__cause__ = error
+                job.future.set_exception(crashed)
+                continue
             job.pool = self._pool
             self._running.add(job)
+            handed.append(job)
+        return handed
+
+    def _watch(self, jobs: list[_Job]) -> None:
+        """Have each job's future settled when pebble's is (called without the mutex)."""
+        for job in jobs:
+            assert job.scheduled is not None
             job.scheduled.add_done_callback(functools.partial(self._settle, job))
 
     def _replace_workers(self) -> None:
-        """A fresh pebble pool in place of a broken one (the mutex held); the old one is reaped aside."""
+        """A fresh pebble pool in place of a broken one (the mutex held); the old one is reaped aside.
+
+        Jobs the broken pool still had fail with :class:`safeplot.WorkerCrashed`.
+        """
         broken, self._pool = self._pool, self._new_workers()
+        for job in [job for job in self._running if job.pool is broken]:
+            self._running.discard(job)
+            if not job.future.done():
+                job.future.set_exception(WorkerCrashed(job.name, None))
         broken.stop()  # type: ignore[no-untyped-call]
         threading.Thread(target=broken.join, name="safeplot-pool-reaper", daemon=True).start()
 
@@ -261,7 +292,7 @@ class RenderPool(concurrent.futures.Executor):
             error = RenderTimeout(job.name, self.time_limit)
         if isinstance(error, (RenderTimeout, WorkerCrashed)) and job.owner is not None:
             job.owner.note_failure(error)  # a web middleware answers for it, over a framework's 500 page
-        if not job.future.done():  # (a shutdown that stopped it has answered already)
+        if not job.future.done():  # (a shutdown that stopped it, or a replaced pool, answered already)
             if error is None:
                 job.future.set_result(done.result())
             else:
@@ -270,7 +301,8 @@ class RenderPool(concurrent.futures.Executor):
             self._running.discard(job)
             if broken and job.pool is self._pool:
                 self._replace_workers()
-            self._dispatch()
+            handed = self._dispatch()
+        self._watch(handed)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking jobs; with ``wait``, return once the queued and running ones are done.
@@ -278,9 +310,14 @@ class RenderPool(concurrent.futures.Executor):
         ``cancel_futures``: cancel the futures of the jobs still queued, and
         stop the running ones at once (their futures raise CancelledError).
         Without ``wait``, the rest happens in the background.  Calling it
-        again does nothing more.
+        again only waits (with ``wait``) for the first call's work to end.
         """
         with self._mutex:
+            finisher = self._finisher
+            if finisher is not None:  # shut down before: wait for that to end, do nothing more
+                if wait and finisher is not threading.current_thread():
+                    finisher.join()
+                return
             self._shutdown = True
             dropped: list[_Job] = []
             stopped: list[_Job] = []
@@ -307,7 +344,8 @@ class RenderPool(concurrent.futures.Executor):
                 if not job.future.done():
                     job.future.set_exception(concurrent.futures.CancelledError())
 
+        with self._mutex:
+            self._finisher = threading.Thread(target=finish, name="safeplot-pool-shutdown", daemon=True)
+            self._finisher.start()
         if wait:
-            finish()
-        else:
-            threading.Thread(target=finish, name="safeplot-pool-shutdown", daemon=True).start()
+            self._finisher.join()

@@ -146,7 +146,7 @@ class SafeplotMiddleware:
             finally:
                 stop_watching()
             return
-        if scope["type"] != "http":
+        if scope["type"] != "http" or _web.in_a_request():  # (inside another of these: the outer one's)
             await self.app(scope, receive, send)
             return
         label = f"{scope.get('method', 'GET')} {scope.get('path', '/')}"

@@ -183,16 +183,21 @@ class SafeplotMiddleware:
         self.timeout = timeout_option(timeout)
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
+        if _web.in_a_request():  # inside another of these (safeplot-run's and the app's own)
+            return self.app(environ, start_response)  # the outer one's request, and its timeout
         label = f"{environ.get('REQUEST_METHOD', 'GET')} {environ.get('PATH_INFO', '/')}"
         request = _web.Request(label, self.timeout)
         written: list[bytes] = []
 
         replaced: list[_web.AnsweredError] = []
+        returned = False
 
         def start_app_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             failure: _web.AnsweredError | None = request.timed_out
-            if failure is None and status.startswith("500"):
-                failure = request.pool_failure  # a framework's 500 page for a RenderPool failure
+            # A framework's 500 page for a RenderPool failure is replaced while the app call runs
+            # (a generator app starting its response later keeps it: its body is on its way).
+            if failure is None and status.startswith("500") and not returned:
+                failure = request.pool_failure
             if failure is not None:
                 replaced[:] = [failure]
                 return lambda data: None  # the app's own error page is replaced below
@@ -209,6 +214,7 @@ class SafeplotMiddleware:
         request.start()
         try:
             iterable = self.app(environ, start_app_response)
+            returned = True
         except _web.ANSWERED_ERRORS as error:
             request.finish()
             return _to_response(_web.error_answer(error))(environ, start_response)

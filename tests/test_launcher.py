@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,3 +159,57 @@ def test_a_wsgi_middleware_wrapped_twice_runs_one_group_a_request() -> None:
     bodies = [client.get(f"/plot/{kind}/1.png").data for kind in KINDS]
     assert safeplot.stats()["acquisitions"] - before == len(KINDS)
     assert bodies == [serial(kind, 1) for kind in KINDS]
+
+
+def test_the_outer_of_two_middlewares_holds_the_request_and_its_timeout() -> None:
+    # safeplot-run's middleware inside, the app's own (with its timeout) outside
+    import asyncio
+
+    from werkzeug.test import Client
+
+    from safeplot.asgi import SafeplotMiddleware as AsgiMiddleware
+    from safeplot.wsgi import SafeplotMiddleware
+    from tests import launcher_app, launcher_asgi_app
+    from tests.conftest import held_by_another_thread
+
+    safeplot.configure(timeout=20)  # what the inner ones would wait
+    wsgi = SafeplotMiddleware(SafeplotMiddleware(launcher_app.app.wsgi_app), timeout=0.2)
+    asgi = AsgiMiddleware(AsgiMiddleware(launcher_asgi_app.app), timeout=0.2)
+    messages: list[dict[str, Any]] = []
+
+    async def call_asgi() -> None:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            messages.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/plot/line/1.png",
+            "headers": [],
+            "query_string": b"",
+        }
+        await asgi(scope, receive, send)
+
+    started = time.monotonic()
+    with held_by_another_thread():
+        wsgi_reply = Client(wsgi).get("/plot/line/1.png")
+        asyncio.run(call_asgi())
+    assert time.monotonic() - started < 10
+    assert wsgi_reply.status_code == 503 and messages[0]["status"] == 503
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SAFEPLOT_GUARD", "loud", "ValueError: SAFEPLOT_GUARD='loud': expected one of warn, raise, off"),
+        ("SAFEPLOT_TIMEOUT", "-3", "ValueError: SAFEPLOT_TIMEOUT='-3': expected a number of seconds >= 0"),
+    ],
+)
+def test_a_bad_variable_in_the_environment_is_refused_before_the_command_runs(
+    variable: str, value: str, message: str
+) -> None:
+    result = run(sys.executable, "-c", "print('ran')", env={variable: value})
+    assert result.returncode == 1 and message in result.stderr and "ran" not in result.stdout

@@ -329,3 +329,26 @@ def test_a_flask_view_waiting_on_a_pool_job_answers_503_or_500_under_the_wsgi_mi
     assert slow_reply.get_data().startswith(b"503 Service Unavailable: tests.pool_callbacks.endless ran past")
     assert crash_reply.status_code == 500 and crash_reply.mimetype == "text/plain"
     assert any("pool_callbacks.exits died with exit code 5" in r.getMessage() for r in caplog.records)
+
+
+def test_a_job_done_before_it_is_watched_and_one_that_cannot_be_handed_over_settle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with safeplot.RenderPool(1) as pool:
+        workers = pool._pool  # pebble's, in place of its schedule: a job done at once, then none at all
+        finished: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+        finished.set_result(b"drawn")
+        monkeypatch.setattr(workers, "schedule", lambda *args, **kwargs: finished)
+        assert pool.submit(callbacks.legacy, "line", 1).result(WAIT) == b"drawn"  # no deadlock on the mutex
+
+        def no_worker(*args: Any, **kwargs: Any) -> Any:
+            raise OSError(11, "Resource temporarily unavailable")
+
+        monkeypatch.setattr(workers, "schedule", no_worker)
+        monkeypatch.setattr(pool, "_new_workers", lambda: workers)
+        futures = [pool.submit(callbacks.legacy, "line", seed) for seed in range(3)]
+        for future in futures:
+            with pytest.raises(safeplot.WorkerCrashed):
+                future.result(WAIT)
+        monkeypatch.undo()
+    assert all(future.done() for future in futures)

@@ -19,9 +19,11 @@ def _run_hidden_sitecustomize() -> None:
 
 
 try:
-    from safeplot._launcher import bootstrap
-except ImportError as error:  # an interpreter without safeplot (another venv): run as it would
-    sys.stderr.write(f"safeplot-run: safeplot is not importable in {sys.executable}: {error}\n")
-else:
-    bootstrap()
-_run_hidden_sitecustomize()
+    try:
+        from safeplot._launcher import bootstrap
+    except ImportError as error:  # an interpreter without safeplot (another venv): run as it would
+        sys.stderr.write(f"safeplot-run: safeplot is not importable in {sys.executable}: {error}\n")
+    else:
+        bootstrap()
+finally:
+    _run_hidden_sitecustomize()
