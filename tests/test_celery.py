@@ -208,3 +208,35 @@ def test_a_task_run_inside_a_hold_or_another_run_nests_in_it(app: Celery) -> Non
     with safeplot.locked():
         assert inner.delay(3).get() == serial("line", 3)
     assert Gcf.figs == {}
+
+
+def test_base_and_an_apps_own_subclass_make_one_task_safe_and_the_group_ends_before_success(
+    app: Celery,
+) -> None:
+    plain = Celery("plain_tasks", set_as_current=False)
+    plain.conf.update(task_always_eager=True, task_eager_propagates=True)
+
+    class AppTask(SafeplotTask):  # an app's own base class
+        pass
+
+    seen_at_success: list[tuple[str | None, int]] = []
+
+    def on_success(**_: Any) -> None:  # Celery sends it once the run is done and its result stored
+        seen_at_success.append((safeplot.lock.holder, len(Gcf.figs)))
+
+    @plain.task(base=SafeplotTask)
+    def one(seed: int) -> bytes:
+        return draw_and_save("bar", seed, "png")
+
+    @plain.task(base=AppTask)
+    def other(seed: int) -> bytes:
+        return draw_and_save("hist", seed, "png")
+
+    signals.task_success.connect(on_success)
+    try:
+        outputs = [one.delay(1).get(), other.delay(2).get()]
+    finally:
+        signals.task_success.disconnect(on_success)
+        plain.close()
+    assert outputs == [serial("bar", 1), serial("hist", 2)]
+    assert seen_at_success == [(None, 0), (None, 0)]  # the group had ended: lock free, figure closed
