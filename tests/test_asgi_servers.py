@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
+from tests.conftest import scaled
 from tests.servers import ServerProcess, fetch, fetch_all, lock_held, uvicorn_server
 
 SYNC_PLOTS = [f"/legacy/{kind}.png" for kind in ("line", "bars", "scatter", "dark")]
@@ -126,9 +127,9 @@ def test_threads_of_one_request_take_turns_under_load(load_site: ServerProcess) 
     executors = [f"/executor/{kind}/{seed}.png" for kind in ("line", "styled") for seed in range(4)]
     paths = gathers + executors
     serial = {path: fetch(load_site.base_url, path).body for path in paths}
-    replies = fetch_all(load_site.base_url, paths * 3, clients=16)
+    replies = fetch_all(load_site.base_url, paths * scaled(2), clients=16)
     assert [reply.status for reply in replies] == [200] * len(replies), "".join(load_site.output[-20:])
-    wrong = [path for path, reply in zip(paths * 3, replies) if reply.body != serial[path]]
+    wrong = [path for path, reply in zip(paths * scaled(2), replies) if reply.body != serial[path]]
     assert wrong == [], f"{len(wrong)} of {len(replies)} wrong"
     stats = fetch(load_site.base_url, "/stats").json()
     assert stats["open_figures"] == 0 and stats["holder"] is None

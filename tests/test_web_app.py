@@ -77,6 +77,7 @@ def test_page_health_and_stats(server: ServerProcess) -> None:
     assert set(fetch(server.base_url, "/stats").json()) >= {"acquisitions", "open_figures", "holder"}
 
 
+@pytest.mark.soak  # in nox -s soak (CI): the legacy app's load test covers werkzeug in every run
 @pytest.mark.slow(seconds=6)
 def test_werkzeug_threaded_server_under_load_matches_serial_render(server: ServerProcess) -> None:
     assert_load_served_correctly(server)
