@@ -4,6 +4,7 @@
     nox -s "tests(oldest)" "tests(newest)"   # the two corners CI runs
     nox -s soak                          # the load tests with 5x the requests and the soak-marked ones (CI)
     nox -s hosts                         # the tests of hosts beyond the test extra: Dash (CI)
+    nox -s docs                          # the docs site (warnings are errors) and every block of it run (CI)
     nox -s "tests(free-threaded)"        # on a free-threaded CPython 3.13 (.ci/build-python 3.13t)
     nox -l                               # list the sessions
 
@@ -111,6 +112,15 @@ def hosts(session: nox.Session) -> None:
     """The tests of hosts beyond the test extra (a Dash app), with those hosts installed."""
     session.run(sys.executable, "-m", "pip", "install", "-q", "dash>=3", external=True)
     session.run(sys.executable, "-m", "pytest", "-m", "hosts", *session.posargs)
+
+
+@nox.session(python=False)
+def docs(session: nox.Session) -> None:
+    """The documentation site (warnings are errors), then every block of the README and the docs, run."""
+    session.run(sys.executable, "-m", "pip", "install", "-q", "-e", ".[docs]", external=True)
+    build = ["-W", "--keep-going", "-E", "-b", "html", "docs", "docs/_build/html"]
+    session.run(sys.executable, "-m", "sphinx", *build, external=True)
+    session.run(sys.executable, "-m", "pytest", "-m", "docs", *session.posargs, external=True)
 
 
 @nox.session(python=False)

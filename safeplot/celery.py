@@ -33,6 +33,8 @@ from ._lock import DEFAULT, TimeoutOption, lock, timeout_option
 
 __all__ = ["TIMEOUT_SETTING", "SafeplotTask"]
 
+#: The name of the app setting (``app.conf.safeplot_timeout``) and of the task option
+#: (``@app.task(safeplot_timeout=5)``) that bound a run's wait for the lock, in seconds.
 TIMEOUT_SETTING = "safeplot_timeout"
 
 
