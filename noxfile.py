@@ -29,6 +29,7 @@ nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = False
 
 PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+READER_PATH = os.environ["PATH"]  # a reader's PATH, before the interpreters below go first
 BUILT = Path.home() / ".local"  # where .ci/build-python installs: ~/.local/python3.14/bin/python3.14, ...
 for bin_dir in [*sorted(PYENV_VERSIONS.glob("3.*/bin")), *sorted(BUILT.glob("python3.*/bin"))]:
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
@@ -120,7 +121,17 @@ def docs(session: nox.Session) -> None:
     session.run(sys.executable, "-m", "pip", "install", "-q", "-e", ".[docs]", external=True)
     build = ["-W", "--keep-going", "-E", "-b", "html", "docs", "docs/_build/html"]
     session.run(sys.executable, "-m", "sphinx", *build, external=True)
-    session.run(sys.executable, "-m", "pytest", "-m", "docs", *session.posargs, external=True)
+    # The pages' commands run with the PATH nox was started with: their python3 is a reader's.
+    session.run(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "docs",
+        *session.posargs,
+        external=True,
+        env={"PATH": READER_PATH},
+    )
 
 
 @nox.session(python=False)

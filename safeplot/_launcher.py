@@ -31,6 +31,17 @@ from ._lock import check_timeout
 MIDDLEWARE_ENV = "SAFEPLOT_MIDDLEWARE"
 BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bootstrap")
 DJANGO_MIDDLEWARE = "safeplot.django.SafeplotMiddleware"
+ON = ("1", "true", "yes", "on")
+OFF = ("", "0", "false", "no", "off")
+
+
+def middleware_wanted(environ: dict[str, str] | os._Environ[str]) -> bool:
+    """Whether ``SAFEPLOT_MIDDLEWARE`` asks for the middleware; ValueError for a value it does not know."""
+    value = environ.get(MIDDLEWARE_ENV, "").strip().lower()
+    if value not in ON + OFF:
+        known = ", ".join(ON + OFF[1:])
+        raise ValueError(f"{MIDDLEWARE_ENV}={environ[MIDDLEWARE_ENV]!r}: expected one of {known} or empty")
+    return value in ON
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Exits 2 with a usage message for bad flags or a bad ``--timeout``, and
     127 when COMMAND is not found.  A bad ``SAFEPLOT_GUARD`` or
     ``SAFEPLOT_TIMEOUT`` in the environment stops it with the ValueError
-    ``import safeplot`` raises, before the command runs.
+    ``import safeplot`` raises, and a bad ``SAFEPLOT_MIDDLEWARE`` with a
+    ValueError naming it, before the command runs.
     """
     parser = _parser()
     options = parser.parse_args(argv)
@@ -90,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             wording = f"--timeout must be seconds or none, not {options.timeout!r}"
             parser.error(str(error) if "--timeout" in str(error) else wording)
     env = command_environment(options, dict(os.environ))
+    middleware_wanted(env)
     program = shutil.which(options.command, path=env["PATH"])
     if program is None:
         print(f"safeplot-run: {options.command}: command not found", file=sys.stderr)
@@ -113,7 +126,7 @@ def bootstrap() -> None:
     """
     import safeplot  # noqa: F401  # forces Agg; reads SAFEPLOT_GUARD and SAFEPLOT_TIMEOUT
 
-    if os.environ.get(MIDDLEWARE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+    if middleware_wanted(os.environ):
         install_after_import(
             {
                 "flask.app": _add_to_flask,

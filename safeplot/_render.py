@@ -57,7 +57,7 @@ def render(fig: Figure | None = None, format: str = "png", **savefig_kwargs: Any
     ``bbox_inches``, ``metadata``...).  The figure is left open.  Holds
     :data:`safeplot.lock` while it draws.  Raises ValueError for an unknown
     format (the message lists the supported ones) or when there is no current
-    figure, TypeError when ``fig`` is not a Figure, and
+    figure, TypeError when ``fig`` is not a figure, and
     :class:`safeplot.LockTimeout` as ``with safeplot.lock:`` does.
     """
     fmt = check_format(format)
@@ -78,7 +78,7 @@ def render(fig: Figure | None = None, format: str = "png", **savefig_kwargs: Any
 def figure_drawn_by(func: Callable[..., Any], result: object) -> Figure:
     """The figure a callback drew, called inside the group it ran in.
 
-    That is ``result`` if it is a Figure, else the current figure if the
+    That is ``result`` if it is a figure, else the current figure if the
     group opened it.  Raises ValueError when there is none or it is blank.
     """
     name = getattr(func, "__qualname__", func)
@@ -102,7 +102,7 @@ def render_callback(
 ) -> bytes:
     """Run a legacy pyplot callback in a ``locked()`` group and return its figure as bytes.
 
-    ``func(*args, **kwargs)`` runs inside a group; if it returns a Figure that
+    ``func(*args, **kwargs)`` runs inside a group; if it returns a figure that
     one is rendered, else the current figure it opened.  Its figures are closed
     afterwards.  ``savefig_kwargs`` go to ``Figure.savefig``.  Raises
     ValueError when the callback drew nothing (opened no figure, or only a

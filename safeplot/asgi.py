@@ -45,7 +45,7 @@ async def render_callback(
 
     ``func(*args, **kwargs)`` runs in a ``locked()`` group in the loop's
     default thread pool (asyncio), or in anyio's worker threads under another
-    loop (trio, with anyio installed); the bytes of the Figure it returns,
+    loop (trio, with anyio installed); the bytes of the figure it returns,
     else of the current figure it opened, come back.  With ``pool`` (a
     :class:`safeplot.RenderPool`), it runs in one of the pool's worker
     processes instead, and the loop awaits the pool's future.

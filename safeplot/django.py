@@ -88,7 +88,7 @@ def plot_view(
     Use bare (``@plot_view``) or with options (``@plot_view(format="svg",
     timeout=5, dpi=100)``); on a class-based view's method use
     ``@method_decorator(plot_view)``.  The view runs in a
-    :func:`safeplot.locked` group; if it returns a Figure, that is rendered,
+    :func:`safeplot.locked` group; if it returns a figure, that is rendered,
     if it returns a response (``HttpResponse``, a redirect, a streaming
     response) that is passed through, else the current figure it opened is
     rendered.  Its figures are closed afterwards either way.

@@ -82,7 +82,7 @@ def plot_view(
 
     Use bare (``@plot_view``) or with options (``@plot_view(format="svg",
     timeout=5, dpi=100)``).  The view runs in a :func:`safeplot.locked` group;
-    if it returns a Figure, that is rendered, if it returns a werkzeug Response
+    if it returns a figure, that is rendered, if it returns a werkzeug Response
     (an error page, a redirect) that is passed through, else the current figure
     it opened is rendered.  Its figures are closed afterwards either way.
 

@@ -62,7 +62,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
-    """Record a measured figure for the run's summary (shown also when tests run in workers)."""
+    """Record a measurement for the run's summary (shown also when tests run in workers)."""
 
     def record(text: str) -> None:
         request.node.user_properties.append((REPORT, text))

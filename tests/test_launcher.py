@@ -206,6 +206,7 @@ def test_the_outer_of_two_middlewares_holds_the_request_and_its_timeout() -> Non
     [
         ("SAFEPLOT_GUARD", "loud", "ValueError: SAFEPLOT_GUARD='loud': expected one of warn, raise, off"),
         ("SAFEPLOT_TIMEOUT", "-3", "ValueError: SAFEPLOT_TIMEOUT='-3': expected a number of seconds >= 0"),
+        ("SAFEPLOT_MIDDLEWARE", "maybe", "ValueError: SAFEPLOT_MIDDLEWARE='maybe': expected one of 1, true,"),
     ],
 )
 def test_a_bad_variable_in_the_environment_is_refused_before_the_command_runs(
