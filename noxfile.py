@@ -36,7 +36,14 @@ for bin_dir in [*sorted(PYENV_VERSIONS.glob("3.*/bin")), *sorted(BUILT.glob("pyt
 
 # (id, python, requirements pinned on top of '.[test]')
 MATRIX: list[tuple[str, str, list[str]]] = [
-    ("oldest", "3.9", ["matplotlib==3.5.*", "werkzeug==2.2.*", "flask==2.2.*", "django==4.2.*", "numpy<2"]),
+    (
+        "oldest",
+        "3.9",
+        [
+            *("matplotlib==3.5.*", "werkzeug==2.2.*", "flask==2.2.*", "django==4.2.*", "numpy<2"),
+            *("pebble==5.0.*", "celery[redis]==5.3.*"),  # the declared minimums of RenderPool's and Celery's
+        ],
+    ),
     ("py3.10-mpl3.6", "3.10", ["matplotlib==3.6.*", "numpy<2"]),
     ("py3.11-mpl3.7", "3.11", ["matplotlib==3.7.*", "numpy<2"]),
     ("py3.11-mpl3.8", "3.11", ["matplotlib==3.8.*"]),

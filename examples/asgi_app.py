@@ -37,7 +37,8 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 import safeplot
 from safeplot.asgi import SafeplotMiddleware, render_callback
 
-TIMEOUT = float(os.environ.get("SAFEPLOT_TIMEOUT", "10"))
+RAW_TIMEOUT = os.environ.get("SAFEPLOT_TIMEOUT", "10").strip()
+TIMEOUT = None if RAW_TIMEOUT.lower() in ("", "none") else float(RAW_TIMEOUT)  # none: wait forever
 LEGACY_KINDS = ("line", "bars", "scatter", "dark")
 
 

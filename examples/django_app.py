@@ -35,13 +35,14 @@ from django.views import View
 import safeplot
 from safeplot.django import image_response, plot_view
 
+RAW_TIMEOUT = os.environ.get("SAFEPLOT_TIMEOUT", "10").strip()
 settings.configure(
     DEBUG=False,
     ALLOWED_HOSTS=["127.0.0.1", "localhost", "[::1]"],
     SECRET_KEY="an example site that keeps no secrets",
     ROOT_URLCONF=__name__,
     MIDDLEWARE=["safeplot.django.SafeplotMiddleware"],
-    SAFEPLOT_TIMEOUT=float(os.environ.get("SAFEPLOT_TIMEOUT", "10")),
+    SAFEPLOT_TIMEOUT=None if RAW_TIMEOUT.lower() in ("", "none") else float(RAW_TIMEOUT),  # none: no limit
     INSTALLED_APPS=[],
     DATABASES={},
 )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 
 class SafeplotWarning(UserWarning):
-    """Category of every warning safeplot emits (backend switched, lock held long)."""
+    """Category of every warning safeplot emits: the backend switched to Agg at import, a guard
+    report (pyplot used without the lock, once per call site), and pyplot used by a thread of no
+    request under a middleware.  (A long hold of the lock is logged on the ``safeplot`` logger
+    instead.)"""
 
 
 class LockTimeout(TimeoutError):
@@ -44,9 +47,11 @@ class LockTimeout(TimeoutError):
 class UnlockedPyplotError(RuntimeError):
     """pyplot was called without :data:`safeplot.lock` where that is refused.
 
-    Under ``safeplot.guard("raise")``; and on an event loop (an ``async def``
-    endpoint) under ``safeplot.asgi.SafeplotMiddleware``, where waiting for
-    the lock would stall every request.
+    Under ``safeplot.guard("raise")``; on an event loop (an ``async def``
+    endpoint or view) under a middleware, where waiting for the lock would
+    stall every request; and in code a request or a Celery task left running
+    after it ended (a thread it did not wait for), at its next touch of
+    matplotlib, which the ended request can no longer hold the lock for.
     """
 
 

@@ -106,8 +106,9 @@ def render_callback(
     one is rendered, else the current figure it opened.  Its figures are closed
     afterwards.  ``savefig_kwargs`` go to ``Figure.savefig``.  Raises
     ValueError when the callback drew nothing (opened no figure, or only a
-    blank one) or the format is unknown; exceptions from ``func`` propagate
-    after the group is cleaned up.
+    blank one) or the format is unknown; :class:`safeplot.LockTimeout` when
+    the lock is not had within the configured timeout; exceptions from
+    ``func`` propagate after the group is cleaned up.
     """
     fmt = check_format(format)
     with locked():

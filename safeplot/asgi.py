@@ -123,15 +123,22 @@ class SafeplotMiddleware:
     without waiting.  Each later message ends the group a body iterator began
     in the thread pool meanwhile, before that chunk is sent.  Requests that
     never touch matplotlib never take the lock; the event loop never waits
-    for it.  Lifespan and websocket scopes pass through untouched.
+    for it.  Lifespan and websocket scopes pass through untouched: pyplot in a
+    websocket handler is code of no request (a :class:`safeplot.SafeplotWarning`
+    once per call site, and no lock); have it await :func:`render_callback`.
 
     On the bad path: a :class:`safeplot.LockTimeout` becomes a text/plain
     ``503 Service Unavailable`` with ``Retry-After`` if nothing was sent yet
-    (also replacing the 500 page a framework made of it).  An ``async def``
-    endpoint that calls pyplot itself, on the event loop, gets a
-    :class:`safeplot.UnlockedPyplotError` saying to make it a ``def``
-    endpoint or to await :func:`render_callback`; it never waits for the lock
-    there.  Other exceptions propagate after the cleanup.
+    (also replacing the 500 page a framework made of it); a
+    :class:`safeplot.RenderTimeout` (of a RenderPool job the view waited for)
+    a text/plain ``503`` with ``Retry-After`` too, and a
+    :class:`safeplot.WorkerCrashed` a text/plain ``500`` logged at ERROR on
+    the ``safeplot`` logger; an ``async def`` endpoint that calls pyplot
+    itself, on the event loop, gets a :class:`safeplot.UnlockedPyplotError`
+    saying to make it a ``def`` endpoint or to await :func:`render_callback`;
+    it never waits for the lock there.  Other exceptions propagate after the
+    cleanup.  TypeError or ValueError when the middleware is made with a
+    ``timeout`` that is not None, DEFAULT or a number of seconds >= 0.
     """
 
     def __init__(self, app: ASGIApp, timeout: TimeoutOption = DEFAULT) -> None:

@@ -83,10 +83,21 @@ class SafeplotTask(Task):  # type: ignore[misc]  # Celery ships no type informat
         for its caller.
         """
         if lock.is_owned() or _web.in_a_request():
-            return super().__call__(*args, **kwargs)
+            return self._body(args, kwargs)
         run = _web.Request(f"{self.name}[{self.request.id}]", self.safeplot_wait(), task=True)
         run.start()
         try:
-            return super().__call__(*args, **kwargs)
+            return self._body(args, kwargs)
         finally:
             run.finish()
+
+    def _body(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # Celery's tracer (a worker's, or apply()'s) has pushed this run's request already;
+        # Task.__call__ would push a second one that looks "called directly", under which
+        # retry(), and so autoretry_for, only re-raises (Celery 5.3 applied eagerly).  Celery's
+        # workers guard against that for overridden __call__s; this does the same everywhere.
+        top = self.request_stack.top
+        if top is not None and not top.called_directly and not getattr(top, "_safeplot_body", False):
+            top._safeplot_body = True  # a direct call of this task from its own body pushes its own
+            return self.run(*args, **kwargs)
+        return super().__call__(*args, **kwargs)

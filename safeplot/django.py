@@ -49,8 +49,9 @@ def image_response(
     ``Cache-Control: no-store`` is added unless ``headers`` (a mapping or
     pairs) carries its own ``Cache-Control``.  ``savefig_kwargs`` go to
     ``Figure.savefig``.  Raises what :func:`safeplot.render` raises:
-    ValueError for an unknown format or no current figure,
-    :class:`safeplot.LockTimeout` if the lock is not had.
+    ValueError for an unknown format or no current figure, TypeError when
+    ``fig`` is not a figure, :class:`safeplot.LockTimeout` if the lock is not
+    had.
     """
     return _to_response(_web.image_answer(fig, format, headers, savefig_kwargs))
 
@@ -94,8 +95,12 @@ def plot_view(
     rendered.  Its figures are closed afterwards either way.
 
     On the bad path: a :class:`safeplot.LockTimeout` becomes a text/plain
-    ``503 Service Unavailable`` with ``Retry-After``; any other exception
-    (including ValueError when the view drew nothing) propagates to Django,
+    ``503 Service Unavailable`` with ``Retry-After``; a :class:`safeplot.RenderTimeout` (of a RenderPool job
+    the view waited for) a text/plain ``503`` with ``Retry-After`` too, and a
+    :class:`safeplot.WorkerCrashed` a text/plain ``500`` logged at ERROR on the
+    ``safeplot`` logger; any other
+    exception (including ValueError when the view drew nothing) propagates to
+    Django,
     after the group released the lock and closed the figures.
     ValueError/TypeError at decoration time for an unknown format or a bad
     timeout; TypeError for an ``async def`` or generator view.
@@ -127,16 +132,20 @@ class SafeplotMiddleware:
     Sync and async capable.  The request's hold follows its context into
     every thread that runs its code: under ASGI, the threads Django runs sync
     middlewares and views in, and ``sync_to_async`` calls of async views (see
-    the README's "Who holds the lock").  An ``async def`` view must not call
+    "Who holds the lock under a middleware" in the documentation's "How it
+    works").  An ``async def`` view must not call
     pyplot on the event loop: it gets an UnlockedPyplotError there; have it
     await ``sync_to_async(plot)()`` or ``safeplot.asgi.render_callback``.
 
     On the bad path: when the lock is not had in time the request answers a
     text/plain ``503 Service Unavailable`` with ``Retry-After``, also where
-    Django would have made its own 500 page of the LockTimeout.  Other
-    exceptions are left to Django, after the cleanup.  ImproperlyConfigured
-    for a ``SAFEPLOT_TIMEOUT`` setting that is not a non-negative number or
-    None.
+    Django would have made its own 500 page of the LockTimeout; a
+    :class:`safeplot.RenderTimeout` (of a RenderPool job the view waited for)
+    a text/plain ``503`` with ``Retry-After`` too, and a
+    :class:`safeplot.WorkerCrashed` a text/plain ``500`` logged at ERROR on
+    the ``safeplot`` logger; other exceptions are left to Django, after the
+    cleanup.  ImproperlyConfigured for a ``SAFEPLOT_TIMEOUT`` setting that is
+    not a non-negative number or None.
     """
 
     sync_capable = True

@@ -42,7 +42,8 @@ def image_response(
     ``Cache-Control``.  ``savefig_kwargs`` go to ``Figure.savefig``.  Being a
     werkzeug Response, it is also a valid Flask return value.  Raises what
     :func:`safeplot.render` raises: ValueError for an unknown format or no
-    current figure, :class:`safeplot.LockTimeout` if the lock is not had.
+    current figure, TypeError when ``fig`` is not a figure,
+    :class:`safeplot.LockTimeout` if the lock is not had.
     """
     return _to_response(_web.image_answer(fig, format, headers, savefig_kwargs))
 
@@ -87,7 +88,10 @@ def plot_view(
     it opened is rendered.  Its figures are closed afterwards either way.
 
     On the bad path: a :class:`safeplot.LockTimeout` becomes ``503 Service
-    Unavailable`` with ``Retry-After``; any other exception (including
+    Unavailable`` with ``Retry-After``; a :class:`safeplot.RenderTimeout` (of a RenderPool job
+    the view waited for) a text/plain ``503`` with ``Retry-After`` too, and a
+    :class:`safeplot.WorkerCrashed` a text/plain ``500`` logged at ERROR on the
+    ``safeplot`` logger; any other exception (including
     ValueError when the view drew nothing) propagates to the framework, which
     answers 500, after the group released the lock and closed the figures.
     ValueError/TypeError at decoration time for an unknown format or a bad
@@ -173,8 +177,13 @@ class SafeplotMiddleware:
     On the bad path: when the lock is not had in time the request answers
     ``503 Service Unavailable`` with ``Retry-After`` (also when a framework
     turned the LockTimeout into its own 500 page, and when a body generator
-    timed out before sending anything); other exceptions propagate to the
-    server after the cleanup.  The server must iterate and close the response
+    timed out before sending anything); a :class:`safeplot.RenderTimeout` (of a RenderPool job
+    the view waited for) a text/plain ``503`` with ``Retry-After`` too, and a
+    :class:`safeplot.WorkerCrashed` a text/plain ``500`` logged at ERROR on the
+    ``safeplot`` logger; other exceptions
+    propagate to the server after the cleanup.  TypeError or ValueError when
+    the middleware is made with a ``timeout`` that is not None, DEFAULT or a
+    number of seconds >= 0.  The server must iterate and close the response
     in the thread that called the app, as WSGI servers do.
     """
 

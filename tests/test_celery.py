@@ -111,22 +111,23 @@ def test_a_bad_timeout_fails_the_run_naming_where_it_was_set(
 def test_autoretry_for_lock_timeout_retries_until_the_lock_is_had(app: Celery) -> None:
     release = threading.Event()
     held = threading.Event()
+    let_go = threading.Event()
 
     def hold() -> None:
         with safeplot.lock:
             held.set()
             release.wait(30)
+        let_go.set()
 
     app.conf.task_eager_propagates = False  # Celery's eager apply() then runs the retry itself
 
     @app.task(bind=True, safeplot_timeout=0.1, autoretry_for=(safeplot.LockTimeout,), max_retries=3)
     def plot(self: Any) -> tuple[int, bytes]:
+        if self.request.retries:  # the first run timed out: let the retry have the lock
+            release.set()  # (before the run's first touch of matplotlib, where its group begins)
+            assert let_go.wait(30)
         return self.request.retries, draw_and_save("line", 1, "png")
 
-    def release_on_retry(**_: Any) -> None:
-        release.set()  # the first run timed out: let the retry have the lock
-
-    signals.task_retry.connect(release_on_retry)
     holder = threading.Thread(target=hold, name="holder")
     holder.start()
     try:
@@ -135,7 +136,6 @@ def test_autoretry_for_lock_timeout_retries_until_the_lock_is_had(app: Celery) -
     finally:
         release.set()
         holder.join(30)
-        signals.task_retry.disconnect(release_on_retry)
     assert retries == 1 and png == serial("line", 1)
 
 

@@ -8,14 +8,20 @@ the repository (its tracked files, and new ones not ignored), block by block:
   a script, with the page's ``.venv`` once a command of the page has made one;
 - each line of an ``sh`` block runs as written (lines ending in ``\\`` are
   joined), in order.  A line whose comment names ``http://127.0.0.1:PORT/...``
-  is a server: it must answer that URL with 200 (following redirects; 202,
-  503 and refused connections are asked again) and runs until the page is
-  done, then gets SIGINT.  A line whose comment says ``leave it running``
-  must still run then.  Every other line must exit 0;
-- port numbers (``8000``-``8999``, ``6379``) are replaced by free ports,
-  the same number by the same port throughout a page;
-- ``<!-- not run: REASON -->`` on the line before a block skips it; the
-  reasons are listed in the run's summary.
+  is a server: nothing may listen on its port before it starts, it must
+  answer that URL with 200 (following redirects; 202, 502, 503 and refused
+  connections are asked again) and it runs until the page is done, then gets
+  SIGINT.  A line whose comment says ``leave it running`` must still run
+  then.  Every other line must exit 0; ``cd``, ``export`` and ``source``
+  lines are refused (each line runs in a shell of its own);
+- ports (after ``127.0.0.1:``, ``localhost:``, ``--port``, ``--server.port``
+  and ``port=``) are replaced by free ports, the same number by the same
+  port throughout a page, no two numbers by one port;
+- ``<!-- not run: REASON -->`` right before a block skips it; the reasons are
+  listed in the run's summary.
+
+Every command runs in a process group of its own, killed when the test's
+process dies.  A page's copy is deleted once the page passed.
 
 Blocks in other languages (``text``, none) are output or layouts, not code.
 The quick checks at the end run in the README's test command.
@@ -23,10 +29,12 @@ The quick checks at the end run in the README's test command.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,18 +46,24 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from markdown_it import MarkdownIt
 
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").rglob("*.md"))]
+PAGES = [ROOT / name for name in ("README.md", "CONTRIBUTING.md", "CHANGELOG.md")]
+PAGES += sorted((ROOT / "docs").rglob("*.md"))
 PAGES = [page for page in PAGES if "_build" not in page.parts]
 RUN = {"python", "sh"}
-FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>\S*)[ \t]*$")
+MARKDOWN = MarkdownIt("commonmark")
 NOT_RUN = re.compile(r"^\s*<!--\s*not run:\s*(?P<reason>.+?)\s*-->\s*$")
 FILE_LINE = re.compile(r"^#\s*(?P<name>[\w./-]+\.py)\s*$")
-URL_COMMENT = re.compile(r"#.*?(?P<url>http://127\.0\.0\.1:\d+/\S*)")
-PORT = re.compile(r"(?<![\d.])(?:8\d{3}|6379)(?!\d)")
+URL_COMMENT = re.compile(r"#.*?(?P<url>http://(?:127\.0\.0\.1|localhost):(?P<port>\d+)(?:/\S*)?)")
+PORT = re.compile(
+    r"(?P<before>(?:127\.0\.0\.1:|localhost:|--port[ =]|--server\.port[ =]|port=))(?P<port>\d{2,5})(?!\w)"
+)
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy for 127.0.0.1
+SHELL_STATE = re.compile(r"^(cd|export|source|\.)\s")
 INSTALL = "python3 -m venv .venv && .venv/bin/pip install"
 SERVER_SECONDS = 120  # a server's first answer (pip-installed apps import slowly on a loaded machine)
 COMMAND_SECONDS = 900  # an install line, or a script
@@ -76,41 +90,63 @@ class Block:
         return match.group("name") if self.lang == "python" and match else None
 
 
-def blocks(page: Path) -> list[Block]:
-    """The fenced blocks of a Markdown page, in order (MyST directives, ```{...}, left out)."""
-    lines = page.read_text(encoding="utf-8").splitlines()
+def parse(page: Path) -> tuple[list[Block], list[str]]:
+    """The fenced blocks of a Markdown page, in order (MyST directives, ```{...}, left out), and what is
+    wrong with the page's fences: a ``not run`` comment attached to no block, words after a fence's
+    language, ``~~~`` or indented code blocks (which this test would not read as commands)."""
     found: list[Block] = []
-    index = 0
-    while index < len(lines):
-        opening = FENCE.match(lines[index])
-        if opening is None:
-            index += 1
+    problems: list[str] = []
+    where = page.relative_to(ROOT) if page.is_relative_to(ROOT) else page
+    reason: tuple[str, int] | None = None  # a not-run comment, and the line after it
+    for token in MARKDOWN.parse(page.read_text(encoding="utf-8")):
+        start, end = token.map or (0, 0)
+        if token.type == "html_block" and NOT_RUN.match(token.content.strip()):
+            if reason is not None:
+                problems.append(f"{where}:{reason[1]}: a 'not run' comment attached to no block")
+            match = NOT_RUN.match(token.content.strip())
+            assert match is not None
+            reason = (match.group("reason"), end)
             continue
-        indent, lang = opening.group("indent"), opening.group("lang")
-        end = index + 1
-        while end < len(lines) and lines[end].strip() != "```":
-            end += 1
-        body = [line[len(indent) :] if line.startswith(indent) else line for line in lines[index + 1 : end]]
-        before = NOT_RUN.match(lines[index - 1]) if index > 0 else None
+        if token.type == "code_block":
+            problems.append(f"{where}:{start + 1}: an indented code block (write a fence)")
+        if token.type != "fence":
+            if token.block and token.nesting >= 0 and reason is not None and token.type != "paragraph_close":
+                problems.append(f"{where}:{reason[1]}: a 'not run' comment attached to no block")
+                reason = None
+            continue
+        lang, _, rest = token.info.strip().partition(" ")
+        if token.markup.startswith("~"):
+            problems.append(f"{where}:{start + 1}: a ~~~ fence (write ```)")
+        if rest and not lang.startswith("{"):
+            problems.append(f"{where}:{start + 1}: words after the fence's language: {token.info!r}")
+        attached = reason[0] if reason is not None and reason[1] == start else None
+        if reason is not None and attached is None:
+            problems.append(f"{where}:{reason[1]}: a 'not run' comment attached to no block")
+        reason = None
         if not lang.startswith("{"):
-            found.append(
-                Block(page, index + 1, lang, "\n".join(body) + "\n", before and before.group("reason"))
-            )
-        index = end + 1
-    return found
+            found.append(Block(page, start + 1, lang, token.content, attached))
+    if reason is not None:
+        problems.append(f"{where}:{reason[1]}: a 'not run' comment attached to no block")
+    return found, problems
+
+
+def blocks(page: Path) -> list[Block]:
+    return parse(page)[0]
 
 
 def commands(text: str) -> list[str]:
-    """The commands of an sh block: one a line, continuation lines joined."""
+    """The commands of an sh block: one a line, continuation lines joined, comment lines left out."""
     joined: list[str] = []
     pending = ""
     for line in text.splitlines():
+        if not pending and line.lstrip().startswith("#"):
+            continue
         if line.rstrip().endswith("\\"):
             pending += line.rstrip()[:-1] + " "
             continue
         command = (pending + line).strip()
         pending = ""
-        if command and not command.startswith("#"):
+        if command:
             joined.append(command)
     return joined
 
@@ -137,11 +173,27 @@ def fresh_copy(target: Path) -> Path:
 
 def reader_environment() -> dict[str, str]:
     """The environment of a reader's shell: none of this test run's virtualenv, paths or settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAFEPLOT_", "PYTEST_", "VIRTUAL_ENV"))}
-    env.pop("PYTHONPATH", None)
+    dropped = (
+        "SAFEPLOT_",
+        "PYTEST_",
+        "VIRTUAL_ENV",
+        "DJANGO_SETTINGS_MODULE",
+        "PYTHONPATH",
+        "PYTHONUNBUFFERED",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
+    ours = {str(Path(sys.prefix) / "bin"), os.path.join(os.environ.get("VIRTUAL_ENV", sys.prefix), "bin")}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", os.defpath).split(os.pathsep) if p not in ours)
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def in_a_group_of_its_own() -> None:
+    """In the child before it runs the command: Ctrl-C's default action back (a test run started in
+    the background ignores SIGINT, and children inherit that), and SIGKILL when this test's process
+    dies, so that nothing a page started outlives the test run (Linux's PR_SET_PDEATHSIG)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
 
 
 class PageRun:
@@ -155,9 +207,19 @@ class PageRun:
         self.env = reader_environment()
         self.logs = copy / ".page-logs"
         self.logs.mkdir()
+        self.done = False
 
     def ported(self, text: str) -> str:
-        return PORT.sub(lambda m: self.ports.setdefault(m.group(), str(free_port())), text)
+        def free(match: re.Match[str]) -> str:
+            number = match.group("port")
+            if number not in self.ports:
+                port = free_port()
+                while str(port) in self.ports.values():
+                    port = free_port()
+                self.ports[number] = str(port)
+            return match.group("before") + self.ports[number]
+
+        return PORT.sub(free, text)
 
     def log(self, name: str) -> tuple[Path, IO[bytes]]:
         path = self.logs / f"{len(list(self.logs.iterdir())):02d}-{name}.log"
@@ -174,6 +236,30 @@ class PageRun:
                     self.command(block, self.ported(command))
         for process, command, log in self.running:
             assert process.poll() is None, f"{command!r} stopped before the page was done:\n{tail(log)}"
+        self.done = True
+
+    def start(self, argv: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            argv,
+            cwd=self.copy,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped whole
+            preexec_fn=in_a_group_of_its_own,
+        )
+
+    def finish(self, argv: list[str], what: str) -> None:
+        """Run argv to its end (at most COMMAND_SECONDS); it must exit 0."""
+        path, log = self.log("command")
+        with log:
+            process = self.start(argv, log)
+        try:
+            code = process.wait(COMMAND_SECONDS)
+        except subprocess.TimeoutExpired:
+            stop_group(process)
+            raise AssertionError(f"{what} ran past {COMMAND_SECONDS} s:\n{tail(path)}") from None
+        assert code == 0, f"{what} exited {code}:\n{tail(path)}"
 
     def python(self, block: Block) -> None:
         text = self.ported(block.text)
@@ -182,45 +268,20 @@ class PageRun:
             return
         script = self.copy / f"snippet_{block.line}.py"
         script.write_text(text, encoding="utf-8")
-        venv_python = self.copy / ".venv" / "bin" / "python"
-        python = str(venv_python) if venv_python.exists() else sys.executable
-        done = subprocess.run(
-            [python, script.name],
-            cwd=self.copy,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_SECONDS,
-        )
-        assert done.returncode == 0, f"the python block at {block.where} failed:\n{done.stdout}{done.stderr}"
+        python = self.copy / ".venv" / "bin" / "python"
+        assert python.exists(), f"the python block at {block.where} comes before the page's install line"
+        self.finish([str(python), script.name], f"the python block at {block.where}")
 
     def command(self, block: Block, command: str) -> None:
         url = URL_COMMENT.search(command)
         if url is None and "leave it running" not in command:
-            path, log = self.log("command")
-            with log:
-                done = subprocess.run(
-                    ["bash", "-c", command],
-                    cwd=self.copy,
-                    env=self.env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=COMMAND_SECONDS,
-                )
-            assert done.returncode == 0, (
-                f"{command!r} ({block.where}) exited {done.returncode}:\n{tail(path)}"
-            )
+            self.finish(["bash", "-c", command], f"{command!r} ({block.where})")
             return
+        if url is not None:
+            assert_nothing_listens(int(url.group("port")), command)
         path, log = self.log("background")
         with log:
-            process = subprocess.Popen(
-                ["bash", "-c", command],
-                cwd=self.copy,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stopped whole at the end
-            )
+            process = self.start(["bash", "-c", command], log)
         self.running.append((process, command, path))
         if url is not None:
             wait_for_answer(url.group("url"), process, command, path)
@@ -232,6 +293,12 @@ class PageRun:
     def stop(self) -> None:
         for process, _, _ in reversed(self.running):
             stop_group(process)
+
+
+def assert_nothing_listens(port: int, command: str) -> None:
+    with socket.socket() as probe:
+        taken = probe.connect_ex(("127.0.0.1", port)) == 0
+    assert not taken, f"{command!r}: something listens on port {port} already"
 
 
 def tail(log: Path, lines: int = 60) -> str:
@@ -247,7 +314,7 @@ def wait_for_answer(url: str, process: subprocess.Popen[bytes], command: str, lo
             f"{command!r} exited {process.returncode} before answering:\n{tail(log)}"
         )
         try:
-            with urllib.request.urlopen(url, timeout=30) as answer:
+            with DIRECT.open(url, timeout=30) as answer:
                 if answer.status == 200:
                     return
                 url, last = answer.geturl(), f"{answer.status} from {answer.geturl()}"
@@ -262,8 +329,6 @@ def wait_for_answer(url: str, process: subprocess.Popen[bytes], command: str, lo
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], command: str, log: Path) -> None:
-    import socket
-
     deadline = time.monotonic() + SERVER_SECONDS
     while time.monotonic() < deadline:
         assert process.poll() is None, f"{command!r} exited {process.returncode}:\n{tail(log)}"
@@ -306,6 +371,8 @@ def page_run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callabl
     yield make
     for run in runs:
         run.stop()
+        if run.done:
+            shutil.rmtree(run.copy, ignore_errors=True)  # a venv a page: hundreds of MB
 
 
 @pytest.mark.docs
@@ -317,20 +384,36 @@ def test_every_block_of_the_page_runs_as_written(page: Path, page_run: Callable[
 # --- quick checks, in the README's test command ----------------------------------------------------
 
 
+def page_problems(page: Path) -> list[str]:
+    """What in a page this test could not run as a reader would."""
+    page_blocks, problems = parse(page)
+    installed = False
+    for block in page_blocks:
+        if block.not_run:
+            continue
+        if block.lang not in ("python", "sh", "text", ""):
+            problems.append(f"{block.where}: a block in {block.lang!r}, a language this test does not run")
+        if block.lang == "sh":
+            lines = commands(block.text)
+            if not installed and not (lines and lines[0].startswith(INSTALL)):
+                problems.append(f"{block.where}: the page's first command is not its install line")
+            installed = True
+            for line in lines:
+                if SHELL_STATE.match(line):
+                    problems.append(f"{block.where}: {line!r} would not last past its own line")
+                if "open http" in line and not URL_COMMENT.search(line):
+                    problems.append(f"{block.where}: {line!r} names a URL this test does not read")
+        if block.lang == "python" and not block.file and not installed:
+            problems.append(f"{block.where}: a python block before the page's install line")
+    return problems
+
+
 def test_every_block_is_run_or_says_why_not(report: Callable[[str], None]) -> None:
     for page in PAGES:
-        page_blocks = blocks(page)
-        for block in page_blocks:
+        for block in blocks(page):
             if block.not_run:
                 report(f"not run: {block.where}: {block.not_run}")
-        run_sh = [b for b in page_blocks if b.lang == "sh" and not b.not_run]
-        if page.name != "README.md" and run_sh:
-            assert run_sh[0].text.startswith(INSTALL), f"{run_sh[0].where}: a page's first command installs"
-        if page.name == "README.md":
-            assert run_sh and run_sh[0].text.startswith(INSTALL)
-    known = {"python", "sh", "text", ""}
-    odd = [f"{b.where} ({b.lang})" for page in PAGES for b in blocks(page) if b.lang not in known]
-    assert odd == [], "blocks in a language the docs test does not know"
+    assert [problem for page in PAGES for problem in page_problems(page)] == []
 
 
 def test_the_readme_test_command_is_the_one_ci_runs() -> None:
@@ -347,19 +430,51 @@ def test_the_parser_reads_files_commands_and_reasons(tmp_path: Path) -> None:
     page.write_text(
         "text\n\n1. a step\n\n   ```python\n   # app.py\n   x = 1\n   ```\n\n"
         "<!-- not run: it would take an hour -->\n```sh\nnox\n```\n\n"
-        "```sh\n.venv/bin/a --port 8000 \\\n  --b   # then open http://127.0.0.1:8000/x\n# a comment\n```\n"
+        "```sh\n.venv/bin/a --port 8000 \\\n  --b   # then open http://127.0.0.1:8000/x\n"
+        "# a comment \\\n.venv/bin/c\n```\n"
         "```{toctree}\nx\n```\n"
     )
     first, second, third = blocks(page)
     assert (first.file, first.text) == ("app.py", "# app.py\nx = 1\n")
     assert second.not_run == "it would take an hour"
-    assert commands(third.text) == [".venv/bin/a --port 8000    --b   # then open http://127.0.0.1:8000/x"]
+    assert commands(third.text) == [
+        ".venv/bin/a --port 8000    --b   # then open http://127.0.0.1:8000/x",
+        ".venv/bin/c",
+    ]
     assert URL_COMMENT.search(commands(third.text)[0])
+    assert parse(page)[1] == []
+
+
+def test_the_parser_finds_what_it_could_not_run(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```sh title=x\nfalse\n```\n\n~~~sh\nfalse\n~~~\n\n"
+        "<!-- not run: far from its block -->\n\n```sh\nfalse\n```\n\n"
+        "    indented code\n\n<!-- not run: before text -->\ntext\n"
+    )
+    problems = parse(page)[1]
+    assert len(problems) == 5, problems
+    for words in ("words after", "~~~", "attached to no block", "indented code block"):
+        assert any(words in problem for problem in problems), words
+    lines = tmp_path / "lines.md"
+    lines.write_text(
+        "```sh\ncd docs\n.venv/bin/x   # then open http://example.org/\n```\n\n```python\nprint(1)\n```\n"
+    )
+    problems = page_problems(lines)
+    assert len(problems) == 3, problems  # not cd-ed, a URL it cannot read, no install line first
+
+
+def test_ports_are_replaced_only_where_a_port_is_written() -> None:
     run = PageRun.__new__(PageRun)
     run.ports = {}
-    ported = run.ported("--port 8000 http://127.0.0.1:8000/ 6379 18000 3.8001")
-    port = run.ports["8000"]
-    assert ported == f"--port {port} http://127.0.0.1:{port}/ {run.ports['6379']} 18000 3.8001"
+    text = (
+        "--port 8000 http://127.0.0.1:8000/ redis://127.0.0.1:6379/0 port=8001 x_8000 a8000b 2023-8000 3.8001"
+    )
+    ported = run.ported(text)
+    p8000, p6379, p8001 = run.ports["8000"], run.ports["6379"], run.ports["8001"]
+    assert len({p8000, p6379, p8001}) == 3
+    expected = f"--port {p8000} http://127.0.0.1:{p8000}/ redis://127.0.0.1:{p6379}/0 port={p8001}"
+    assert ported == expected + " x_8000 a8000b 2023-8000 3.8001"
 
 
 def public_names() -> list[str]:
