@@ -144,11 +144,11 @@ def docs(session: nox.Session) -> None:
 @nox.session(python=False)
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check on the whole repository."""
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", ".")
+    session.run(sys.executable, "-m", "ruff", "check", ".", external=True)
+    session.run(sys.executable, "-m", "ruff", "format", "--check", ".", external=True)
 
 
 @nox.session(python=False)
 def typing(session: nox.Session) -> None:
     """mypy --strict on the package (settings in pyproject.toml)."""
-    session.run("mypy")
+    session.run(sys.executable, "-m", "mypy", external=True)

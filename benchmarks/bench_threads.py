@@ -5,7 +5,7 @@ PNG) and giving the same bytes:
     oo        object-oriented code: Figure + Agg canvas, no lock at all
     safeplot  the legacy pyplot code in @safeplot.locked (PIL encodes with the lock released)
     held      the same inside `with safeplot.lock:` too, which keeps the lock held
-              through the encoding (what every locked group did before)
+              through the encoding (as a group does when the encode window is off)
 
 For each image size and thread count, the variants run in interleaved rounds
 (rotating order); each measurement starts the threads together on a barrier

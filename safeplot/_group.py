@@ -368,7 +368,8 @@ def locked(func: Callable[..., Any] | None = None, /, *, timeout: TimeoutOption 
     :func:`safeplot.configure`.  Raises :class:`safeplot.LockTimeout` when the
     lock is not had in time, TypeError when decorating an ``async def`` or a
     generator function (the lock would be released before the body runs) or
-    given something that is not a function, ValueError for a negative timeout.
+    given something that is not a function or a timeout that is not a number,
+    ValueError for a negative or NaN timeout.
     """
     group = Group(timeout_option(timeout))
     if func is None:

@@ -797,7 +797,7 @@ def stats() -> dict[str, Any]:
     counts one acquisition either way, and its hold time is the time it
     really held the lock), ``wait_seconds_total``, ``wait_seconds_max``,
     ``hold_seconds_total``, ``hold_seconds_max``, and ``holder``: the name of
-    the thread or request holding the lock now, or None.
+    the thread or request holding the lock now, or None.  Never raises.
     """
     return lock.stats()
 

@@ -32,7 +32,7 @@ __all__ = ["SafeplotMiddleware", "image_response", "plot_view"]
 V = TypeVar("V", bound=Callable[..., Any])
 GetResponse = Callable[[HttpRequest], Union[HttpResponseBase, Awaitable[HttpResponseBase]]]
 
-TIMEOUT_SETTING = "SAFEPLOT_TIMEOUT"
+_TIMEOUT_SETTING = "SAFEPLOT_TIMEOUT"
 _TIMED_OUT = "_safeplot_lock_timeout"  # a LockTimeout Django made a 500 of, on the HttpRequest
 
 
@@ -222,9 +222,9 @@ got_request_exception.connect(_note_lock_timeout, dispatch_uid="safeplot.django"
 
 
 def _timeout_from_settings() -> TimeoutOption:
-    if not hasattr(settings, TIMEOUT_SETTING):
+    if not hasattr(settings, _TIMEOUT_SETTING):
         return DEFAULT
     try:
-        return check_timeout(getattr(settings, TIMEOUT_SETTING), name=f"settings.{TIMEOUT_SETTING}")
+        return check_timeout(getattr(settings, _TIMEOUT_SETTING), name=f"settings.{_TIMEOUT_SETTING}")
     except (TypeError, ValueError) as error:
         raise ImproperlyConfigured(str(error)) from error

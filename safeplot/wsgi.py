@@ -48,7 +48,7 @@ def image_response(
     return _to_response(_web.image_answer(fig, format, headers, savefig_kwargs))
 
 
-def lock_timeout_response(error: LockTimeout) -> Response:
+def _lock_timeout_response(error: LockTimeout) -> Response:
     """``503 Service Unavailable`` with ``Retry-After``, for a request that did not get the lock."""
     return _to_response(_web.lock_timeout_answer(error))
 
@@ -137,7 +137,7 @@ class _Body:
             if sent_any:
                 raise
             # No byte has gone out: replace the app's status and headers (PEP 3333, exc_info).
-            timeout_response = lock_timeout_response(error)
+            timeout_response = _lock_timeout_response(error)
             self._start_response(
                 timeout_response.status, timeout_response.headers.to_wsgi_list(), sys.exc_info()
             )
