@@ -49,7 +49,9 @@ app.conf.update(
 )
 
 
-@app.task(autoretry_for=(safeplot.LockTimeout,), max_retries=3)
+# Named, so that a worker started as `python examples/celery_app.py worker` (the module is
+# __main__) and one started by `celery -A examples.celery_app worker` know it by one name.
+@app.task(name="celery_app.sales_report", autoretry_for=(safeplot.LockTimeout,), max_retries=3)
 def sales_report(region: str) -> str:
     """A legacy report: the PNG, base64-encoded (the result backend carries JSON)."""
     rng = np.random.default_rng(REGIONS.index(region))

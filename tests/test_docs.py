@@ -320,7 +320,10 @@ def wait_for_answer(url: str, process: subprocess.Popen[bytes], command: str, lo
                 url, last = answer.geturl(), f"{answer.status} from {answer.geturl()}"
         except urllib.error.HTTPError as error:
             if error.code not in (502, 503):
-                raise AssertionError(f"{command!r}: {url} answered {error.code}:\n{tail(log)}") from error
+                body = error.read().decode(errors="replace")[:2000]
+                raise AssertionError(
+                    f"{command!r}: {url} answered {error.code}: {body}\n{tail(log)}"
+                ) from error
             last = f"{error.code}"
         except OSError as error:  # not listening yet
             last = repr(error)
