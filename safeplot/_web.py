@@ -78,13 +78,7 @@ def image_answer(
 def lock_timeout_answer(error: LockTimeout) -> Answer:
     """``503 Service Unavailable``, text/plain, with ``Retry-After``: a request that did not get the lock."""
     retry_after = max(1, math.ceil(error.timeout)) if math.isfinite(error.timeout) else 1
-    body = f"503 Service Unavailable: {error}\n".encode()
-    headers = [
-        ("Retry-After", str(retry_after)),
-        ("Cache-Control", "no-store"),
-        ("Content-Length", str(len(body))),
-    ]
-    return Answer(503, "text/plain; charset=utf-8", headers, body)
+    return _plain_answer(503, f"503 Service Unavailable: {error}\n", [("Retry-After", str(retry_after))])
 
 
 ANSWERED_ERRORS = (LockTimeout, RenderTimeout, WorkerCrashed)  # what the adapters turn into answers

@@ -95,15 +95,15 @@ def plot_view(
     rendered.  Its figures are closed afterwards either way.
 
     On the bad path: a :class:`safeplot.LockTimeout` becomes a text/plain
-    ``503 Service Unavailable`` with ``Retry-After``; a :class:`safeplot.RenderTimeout` (of a RenderPool job
-    the view waited for) a text/plain ``503`` with ``Retry-After`` too, and a
-    :class:`safeplot.WorkerCrashed` a text/plain ``500`` logged at ERROR on the
-    ``safeplot`` logger; any other
-    exception (including ValueError when the view drew nothing) propagates to
-    Django,
-    after the group released the lock and closed the figures.
-    ValueError/TypeError at decoration time for an unknown format or a bad
-    timeout; TypeError for an ``async def`` or generator view.
+    ``503 Service Unavailable`` with ``Retry-After``; a
+    :class:`safeplot.RenderTimeout` (of a RenderPool job the view waited for)
+    a text/plain ``503`` with ``Retry-After`` too, and a
+    :class:`safeplot.WorkerCrashed` a text/plain ``500`` logged at ERROR on
+    the ``safeplot`` logger; any other exception (including ValueError when
+    the view drew nothing) propagates to Django, after the group released the
+    lock and closed the figures. ValueError/TypeError at decoration time for
+    an unknown format or a bad timeout; TypeError for an ``async def`` or
+    generator view.
     """
     return _web.plot_view(view, _DJANGO, format=format, timeout=timeout, savefig_kwargs=savefig_kwargs)
 

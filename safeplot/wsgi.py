@@ -88,14 +88,14 @@ def plot_view(
     it opened is rendered.  Its figures are closed afterwards either way.
 
     On the bad path: a :class:`safeplot.LockTimeout` becomes ``503 Service
-    Unavailable`` with ``Retry-After``; a :class:`safeplot.RenderTimeout` (of a RenderPool job
-    the view waited for) a text/plain ``503`` with ``Retry-After`` too, and a
-    :class:`safeplot.WorkerCrashed` a text/plain ``500`` logged at ERROR on the
-    ``safeplot`` logger; any other exception (including
-    ValueError when the view drew nothing) propagates to the framework, which
-    answers 500, after the group released the lock and closed the figures.
-    ValueError/TypeError at decoration time for an unknown format or a bad
-    timeout; TypeError for an ``async def`` or generator view.
+    Unavailable`` with ``Retry-After``; a :class:`safeplot.RenderTimeout` (of
+    a RenderPool job the view waited for) a text/plain ``503`` with
+    ``Retry-After`` too, and a :class:`safeplot.WorkerCrashed` a text/plain
+    ``500`` logged at ERROR on the ``safeplot`` logger; any other exception
+    (including ValueError when the view drew nothing) propagates to the
+    framework, which answers 500, after the group released the lock and closed
+    the figures. ValueError/TypeError at decoration time for an unknown format
+    or a bad timeout; TypeError for an ``async def`` or generator view.
     """
     return _web.plot_view(view, _WERKZEUG, format=format, timeout=timeout, savefig_kwargs=savefig_kwargs)
 
