@@ -509,3 +509,26 @@ def test_the_built_reference_has_every_public_name() -> None:
     """After nox -s docs built the site: an entry (an anchor) for every public name."""
     html = (ROOT / "docs" / "_build" / "html" / "api.html").read_text()
     assert [name for name in public_names() if f'id="{name}"' not in html] == []
+
+
+def test_the_readme_is_a_front_page_whose_links_lead_somewhere() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    for host, line in [
+        ("Flask", "from safeplot.wsgi import"),
+        ("Django", "safeplot.django.SafeplotMiddleware"),
+    ]:
+        assert f"**{host}" in readme and line in readme, host
+    for host, line in [("FastAPI", "from safeplot.asgi import"), ("Celery", "safeplot.celery:SafeplotTask")]:
+        assert f"**{host}" in readme and line in readme, host
+    for page in [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("**/*.md"))]:
+        if "_build" in page.parts:
+            continue
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
+            assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} links to a missing {target}"
+
+
+def test_read_the_docs_builds_the_site_as_nox_does() -> None:
+    config = (ROOT / ".readthedocs.yaml").read_text()
+    assert "configuration: docs/conf.py" in config and "fail_on_warning: true" in config
+    assert re.search(r"extra_requirements:\s*\n\s*- docs", config)
